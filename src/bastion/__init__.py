@@ -1,0 +1,1 @@
+"""Bastion: security control plane and gateway for AI applications."""

@@ -1,0 +1,40 @@
+"""The ASGI application factory. Receives built services from the composition root; constructs none."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from bastion.api import problems
+from bastion.api.middleware import RequestContextMiddleware
+from bastion.api.routes import audit, health
+from bastion.audit.query import AuditQueries
+from bastion.spine.interfaces import Authenticator
+from bastion.spine.uow import UnitOfWork
+from bastion.store.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class ApiServices:
+    database: Database
+    authenticator: Authenticator
+    uow: UnitOfWork
+    audit: AuditQueries
+
+
+def create_api(services: ApiServices) -> FastAPI:
+    app = FastAPI(
+        title="Bastion",
+        version="0.1.0",
+        summary="Security control plane and gateway for AI applications",
+        # The interactive docs pages load scripts from a CDN; the schema itself stays at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.services = services
+    problems.install(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    app.include_router(audit.router)
+    return app

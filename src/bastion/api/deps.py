@@ -1,0 +1,57 @@
+"""Builds the ``Context`` for a request: authenticate the caller, take the source, request id and purpose."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from pydantic import SecretStr
+
+from bastion.core.errors import InvalidCredentials
+from bastion.core.ids import new_request_id
+from bastion.core.logs import request_id_var
+from bastion.spine.context import ANONYMOUS, Context, Resource
+from bastion.spine.interfaces import Credentials
+
+PURPOSE_HEADER = "x-bastion-purpose"
+MAX_CREDENTIAL_LENGTH = 8192
+
+
+def parse_authorization(header: str | None) -> Credentials | None:
+    """``Authorization: <scheme> <value>``. Anything present but malformed is an invalid credential."""
+    if header is None:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if not scheme or not value or " " in value or len(header) > MAX_CREDENTIAL_LENGTH:
+        raise InvalidCredentials
+    return Credentials(scheme=scheme.lower(), value=SecretStr(value))
+
+
+def request_context(request: Request) -> Context:
+    services = request.app.state.services
+    base = Context(
+        principal=ANONYMOUS,
+        request_id=request_id_var.get() or new_request_id(),
+        source_address=request.client.host if request.client else None,
+        user_agent=(request.headers.get("user-agent") or "")[:512] or None,
+    )
+    try:
+        principal = services.authenticator.authenticate(
+            parse_authorization(request.headers.get("authorization"))
+        )
+    except InvalidCredentials:
+        services.uow.refuse(
+            base, "auth.authenticate", Resource("endpoint", request.url.path), "credentials did not verify"
+        )
+        raise
+    return Context(
+        principal=principal,
+        request_id=base.request_id,
+        source_address=base.source_address,
+        user_agent=base.user_agent,
+        purpose=request.headers.get(PURPOSE_HEADER),
+    )
+
+
+RequestContext = Annotated[Context, Depends(request_context)]

@@ -1,0 +1,72 @@
+"""Builds the running system from settings."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from bastion.api import ApiServices, create_api
+from bastion.audit import AuditQueries, PlainAuditLog
+from bastion.core.clock import Clock, SystemClock
+from bastion.core.settings import Settings
+from bastion.policy import Grant, GrantAuthorizer
+from bastion.spine import Context, Principal, PrincipalType, UnitOfWork
+from bastion.spine.authn import NoCredentialsAuthenticator
+from bastion.store import Database
+
+
+@dataclass
+class Bastion:
+    settings: Settings
+    clock: Clock
+    database: Database
+    uow: UnitOfWork
+    audit: AuditQueries
+    authenticator: NoCredentialsAuthenticator
+
+    def api(self) -> FastAPI:
+        return create_api(
+            ApiServices(
+                database=self.database, authenticator=self.authenticator, uow=self.uow, audit=self.audit
+            )
+        )
+
+    def close(self) -> None:
+        self.database.dispose()
+
+
+def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | None = None) -> Bastion:
+    """Wire every backend from ``settings``. ``grants`` are the only permissions anyone will have."""
+    clock = clock or SystemClock()
+    database = Database(
+        settings.effective_database_url,
+        busy_timeout_ms=settings.db_busy_timeout_ms,
+        pool_size=settings.db_pool_size,
+    )
+    uow = UnitOfWork(database, GrantAuthorizer(grants), PlainAuditLog(), clock)
+    return Bastion(
+        settings=settings,
+        clock=clock,
+        database=database,
+        uow=uow,
+        audit=AuditQueries(uow),
+        authenticator=NoCredentialsAuthenticator(),
+    )
+
+
+def local_operator() -> Principal:
+    """The CLI's principal: whoever can read the state directory and database, named by their OS account."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return Principal(id=f"operator:{user}", type=PrincipalType.OPERATOR, auth_method="local")
+
+
+def operator_context(purpose: str | None = None) -> Context:
+    return Context(
+        principal=local_operator(), source_address="local", user_agent="bastion-cli", purpose=purpose
+    )

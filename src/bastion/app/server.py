@@ -1,0 +1,77 @@
+"""Running the API under uvicorn: HTTPS from the local CA by default, plain HTTP only on loopback."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+
+import uvicorn
+
+from bastion.app.container import build
+from bastion.app.state import tls_dir
+from bastion.core.clock import SystemClock
+from bastion.core.errors import ConfigError
+from bastion.core.settings import Settings
+from bastion.keys import LocalCA, TlsFiles
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeTarget:
+    url: str
+    tls: TlsFiles | None
+
+    @property
+    def curl(self) -> str:
+        if self.tls is None:
+            return f"curl {self.url}/healthz"
+        return f"curl --cacert {self.tls.ca_cert} {self.url}/healthz"
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):  # noqa: S104 - a wildcard bind is reached through loopback locally
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    try:
+        return f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
+    except ValueError:
+        return host
+
+
+def plan_serving(settings: Settings) -> ServeTarget:
+    """Decide how to serve, refusing unsafe combinations before anything listens."""
+    if settings.unsafe_http:
+        if not settings.host_is_loopback:
+            raise ConfigError(
+                "Plain HTTP is only allowed on a loopback address.",
+                remedy="Drop --unsafe-http to serve HTTPS, or listen on 127.0.0.1.",
+            )
+        return ServeTarget(url=f"http://{_url_host(settings.host)}:{settings.port}", tls=None)
+    files = LocalCA(tls_dir(settings), SystemClock()).ensure_server_files(settings.host)
+    return ServeTarget(url=f"https://{_url_host(settings.host)}:{settings.port}", tls=files)
+
+
+def serve(settings: Settings, target: ServeTarget) -> None:
+    """Serve until SIGINT/SIGTERM, then shut down cleanly and release the database."""
+    if target.tls is None:
+        log.warning("serving plain HTTP (--unsafe-http): credentials and data cross the wire unencrypted")
+    bastion = build(settings)
+    config = uvicorn.Config(
+        bastion.api(),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # our logging is configured already, with redaction
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,  # never trust X-Forwarded-For unless a trusted proxy is configured
+        timeout_graceful_shutdown=10,
+        ssl_certfile=target.tls.server_cert if target.tls else None,
+        ssl_keyfile=target.tls.server_key if target.tls else None,
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        bastion.close()

@@ -1,0 +1,1 @@
+"""Interface: the ``bastion`` command line, acting in-process as the local operator."""

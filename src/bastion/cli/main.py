@@ -1,0 +1,72 @@
+"""The ``bastion`` entry point and its single error catch point.
+
+Exit codes are ``bastion.core.errors.ExitCode`` (documented in the README): every ``BastionError`` maps
+to its class's code; anything unexpected is 1 with no stack trace unless BASTION_LOG_LEVEL=debug.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+import typer
+from rich.markup import escape
+
+from bastion.cli import audit_cmd, config_cmd, server_cmd
+from bastion.cli.output import emit_json, err, json_mode
+from bastion.core.errors import BastionError, ExitCode
+
+log = logging.getLogger("bastion.cli")
+
+app = typer.Typer(
+    name="bastion",
+    help="Bastion: security control plane and gateway for AI applications.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("init")(server_cmd.init)
+app.command("up")(server_cmd.up)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(audit_cmd.app, name="audit")
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Everything Bastion writes (database, keys, certificates) is for its owner only.
+    os.umask(0o077)
+    try:
+        app(args=argv, standalone_mode=False)
+    except BastionError as error:
+        _report(error.code, error.diagnostics(), error.message, error.remedy)
+        return int(error.exit_code)
+    except click.exceptions.Exit as done:
+        return int(done.exit_code)
+    except click.exceptions.Abort:
+        err.print("Aborted.")
+        return 130
+    except click.ClickException as usage:
+        usage.show()
+        return int(ExitCode.USAGE)
+    except Exception:
+        log.debug("unexpected failure", exc_info=True)
+        _report(
+            "internal.error",
+            "An unexpected error occurred. Run with BASTION_LOG_LEVEL=debug for detail.",
+            "An unexpected error occurred.",
+            "",
+        )
+        return int(ExitCode.INTERNAL)
+    return int(ExitCode.OK)
+
+
+def _report(code: str, text: str, message: str, remedy: str) -> None:
+    if json_mode():
+        emit_json({"error": {"code": code, "message": message, "remedy": remedy}})
+    else:
+        err.print(f"[bold red]error[/] ({escape(code)}): {escape(text)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

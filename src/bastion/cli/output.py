@@ -1,0 +1,29 @@
+"""How commands print: rich text for people, one JSON document for scripts (``--json``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+_state = {"json": False}
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def use_json(enabled: bool) -> None:
+    _state["json"] = enabled
+
+
+def json_mode() -> bool:
+    return _state["json"]
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+JSON_OPTION_HELP = "Print one JSON document instead of text (env: BASTION_JSON)."

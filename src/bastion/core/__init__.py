@@ -1,0 +1,1 @@
+"""Base layer: settings, errors, clock, ids and logging. Imports nothing else from Bastion."""

@@ -1,0 +1,220 @@
+"""Bastion's settings: environment ``BASTION_*`` > ``bastion.toml`` > defaults.
+
+Explicit values (CLI flags) override all three. Unknown keys, in the file or as ``BASTION_*`` environment
+variables, are refused with a message naming the key: a misspelt security setting silently falling back to
+its default is exactly the kind of seam this product exists to close.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from sqlalchemy.engine import make_url
+
+from bastion.core.errors import ConfigError
+from bastion.core.logs import LogFormat
+
+ENV_PREFIX = "BASTION_"
+CONFIG_ENV = "BASTION_CONFIG"
+DEFAULT_CONFIG_FILE = Path("bastion.toml")
+# BASTION_* variables that are not settings: they choose the file, or are CLI flags' fallbacks.
+NON_SETTING_ENV = frozenset({CONFIG_ENV, "BASTION_JSON"})
+# The test suite's own service addresses; never read by Bastion itself.
+TEST_ENV_PREFIX = "BASTION_TEST_"
+
+_TRUE = frozenset({"true", "1"})
+_FALSE = frozenset({"false", "0"})
+
+
+def _strict_bool(value: Any) -> Any:
+    """Accept true/false/1/0 only: 'yes', 'on' or a typo must not quietly mean something."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise ValueError("must be true or false (or 1 or 0)")
+
+
+StrictFlag = Annotated[bool, BeforeValidator(_strict_bool)]
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+_toml_values: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "bastion_toml", default=None
+)
+
+
+class Settings(BaseSettings):
+    """Every tunable of a Bastion deployment. See the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    state_dir: Path = Field(
+        default=Path(".bastion"),
+        description="Directory for the embedded database, TLS material and local keys (mode 0700).",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default is SQLite in the state directory. May hold a password.",
+    )
+    host: str = Field(default="127.0.0.1", min_length=1, description="Address the server listens on.")
+    port: int = Field(default=8443, ge=1, le=65535, description="Port the server listens on.")
+    unsafe_http: StrictFlag = Field(
+        default=False, description="Serve plain HTTP instead of HTTPS. Loopback only; logs a warning."
+    )
+    log_level: LogLevel = LogLevel.INFO
+    log_format: LogFormat = LogFormat.JSON
+    db_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
+    db_pool_size: int = Field(default=5, ge=1, le=200)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = InitSettingsSource(settings_cls, init_kwargs=dict(_toml_values.get() or {}))
+        return (init_settings, env_settings, toml)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.state_dir / 'bastion.db').resolve()}"
+
+    @property
+    def host_is_loopback(self) -> bool:
+        return is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"Cannot read configuration file {path}: {exc.strerror}.") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Configuration file {path} is not valid TOML: {exc}.") from exc
+    # Allow both a flat file and one whose settings sit under [bastion].
+    section = data.get("bastion", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"Configuration file {path}: [bastion] must be a table.")
+    return section
+
+
+def _unknown_env(environ: Mapping[str, str]) -> list[str]:
+    known = {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields}
+    return sorted(
+        key
+        for key in environ
+        if key.upper().startswith(ENV_PREFIX)
+        and key.upper() not in known
+        and key.upper() not in NON_SETTING_ENV
+        and not key.upper().startswith(TEST_ENV_PREFIX)
+    )
+
+
+def _describe(errors: ValidationError, source_file: Path | None) -> str:
+    lines = []
+    for error in errors.errors(include_input=False, include_url=False):
+        key = ".".join(str(part) for part in error["loc"]) or "(settings)"
+        message = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+        where = f" (in {source_file} or {ENV_PREFIX}{key.upper()})" if source_file else ""
+        lines.append(f"setting '{key}'{where}: {message}")
+    return "; ".join(lines)
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve settings from overrides > environment > TOML file > defaults, or raise ``ConfigError``.
+
+    ``config_file`` (or ``BASTION_CONFIG``) names the TOML file and must then exist; otherwise
+    ``bastion.toml`` in the working directory is read when present.
+    """
+    env = os.environ
+    unknown = _unknown_env(env)
+    if unknown:
+        raise ConfigError(f"Unknown environment variable(s): {', '.join(unknown)}.")
+    explicit = config_file or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None)
+    path = explicit or DEFAULT_CONFIG_FILE
+    if explicit is not None and not explicit.is_file():
+        raise ConfigError(f"Configuration file {explicit} does not exist.")
+    values = _read_toml(path) if path.is_file() else {}
+    token = _toml_values.set(values)
+    try:
+        clean = {key: value for key, value in (overrides or {}).items() if value is not None}
+        return Settings(**clean)
+    except ValidationError as exc:
+        raise ConfigError(f"Invalid configuration: {_describe(exc, path if values else None)}.") from exc
+    finally:
+        _toml_values.reset(token)
+
+
+def display_settings(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, with every secret masked."""
+    shown: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            shown[name] = "**********"
+        elif isinstance(value, Path):
+            shown[name] = str(value)
+        else:
+            shown[name] = value.value if isinstance(value, StrEnum) else value
+    shown["effective_database_url"] = mask_url(settings.effective_database_url)
+    return shown
+
+
+def mask_url(url: str) -> str:
+    """A database URL fit to show: any password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown as nothing rather than risk a leak
+        return "(unparsable URL hidden)"

@@ -1,0 +1,60 @@
+"""Who is acting, from where, why, and on what."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from bastion.core.errors import InvalidInput
+from bastion.core.ids import new_request_id
+
+_PURPOSE = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,63}$")
+
+
+class PrincipalType(StrEnum):
+    ANONYMOUS = "anonymous"
+    USER = "user"
+    SERVICE = "service"
+    OPERATOR = "operator"  # the local CLI operator, authenticated by possession of the state
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    id: str
+    type: PrincipalType
+    auth_method: str
+    attributes: MappingProxyType[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.type is PrincipalType.ANONYMOUS
+
+
+ANONYMOUS = Principal(id="anonymous", type=PrincipalType.ANONYMOUS, auth_method="none")
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    type: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """All a service method knows of its caller. Built by an interface, never by a service."""
+
+    principal: Principal
+    request_id: str = field(default_factory=new_request_id)
+    source_address: str | None = None
+    user_agent: str | None = None
+    purpose: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.purpose is not None and not _PURPOSE.fullmatch(self.purpose):
+            raise InvalidInput(
+                "The declared purpose is not a valid purpose name.",
+                remedy="Use 1-64 lowercase letters, digits, '.', '_', ':' or '-'.",
+            )

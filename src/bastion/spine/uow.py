@@ -1,0 +1,173 @@
+"""The unit of work: authorize, act, audit — the last two in one transaction.
+
+Service methods never open transactions or write audit records themselves; they run their action inside
+``UnitOfWork.act``::
+
+    with uow.act(context, "audit.read", Resource("audit_log", "main")) as work:
+        rows = work.session.execute(...)
+        work.details["returned"] = len(rows)
+
+The guarantees, each tested:
+- the authorizer is asked first, and anything but an explicit allow (a deny, or the authorizer failing)
+  refuses the action; the refusal is audited in its own transaction;
+- the action and its ``allowed`` audit record commit together or not at all: if the audit append fails the
+  action rolls back and the caller gets ``AuditUnavailable``;
+- an action that raises rolls back, and an ``error`` record names the failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bastion.core.clock import Clock
+from bastion.core.errors import (
+    AuditUnavailable,
+    AuthenticationRequired,
+    BastionError,
+    InternalError,
+    PermissionDenied,
+)
+from bastion.spine.context import Context, Resource
+from bastion.spine.interfaces import AuditLog, AuditRecord, Authorizer, Decision, Outcome
+from bastion.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Work:
+    """What the action body gets: the transaction's session and a place to say what it did."""
+
+    session: Session
+    details: dict[str, Any] = field(default_factory=dict)
+    data_categories: set[str] = field(default_factory=set)
+
+
+class UnitOfWork:
+    def __init__(self, database: Database, authorizer: Authorizer, audit: AuditLog, clock: Clock) -> None:
+        self._database = database
+        self._authorizer = authorizer
+        self._audit = audit
+        self._clock = clock
+
+    @contextmanager
+    def act(
+        self,
+        context: Context,
+        action: str,
+        resource: Resource,
+        *,
+        details: dict[str, Any] | None = None,
+        data_categories: Sequence[str] = (),
+    ) -> Iterator[Work]:
+        decision = self._decide(context, action, resource)
+        if not decision.allowed:
+            self._append_alone(
+                self._record(
+                    context,
+                    action,
+                    resource,
+                    Outcome.DENIED,
+                    reason=decision.reason,
+                    policy_ids=decision.policy_ids,
+                    details=details,
+                    data_categories=data_categories,
+                )
+            )
+            if context.principal.is_anonymous:
+                raise AuthenticationRequired(f"Authentication is required to {action}.")
+            raise PermissionDenied(f"Not allowed to {action} on {resource.type} '{resource.id}'.")
+
+        try:
+            with self._database.transaction() as session:
+                work = Work(session, dict(details or {}), set(data_categories))
+                yield work
+                record = self._record(
+                    context,
+                    action,
+                    resource,
+                    Outcome.ALLOWED,
+                    reason=decision.reason,
+                    policy_ids=decision.policy_ids,
+                    details=work.details,
+                    data_categories=work.data_categories,
+                )
+                self._append(session, record)
+        except AuditUnavailable:
+            raise
+        except Exception as error:
+            code = error.code if isinstance(error, BastionError) else InternalError.code
+            failure = self._record(
+                context,
+                action,
+                resource,
+                Outcome.ERROR,
+                reason=code,
+                policy_ids=decision.policy_ids,
+                details=details,
+                data_categories=data_categories,
+            )
+            self._append_alone(failure, suppress=True)
+            raise
+
+    def refuse(self, context: Context, action: str, resource: Resource, reason: str) -> None:
+        """Audit a refusal that happened before authorization (e.g. credentials that did not verify)."""
+        self._append_alone(self._record(context, action, resource, Outcome.DENIED, reason=reason))
+
+    def _decide(self, context: Context, action: str, resource: Resource) -> Decision:
+        try:
+            return self._authorizer.authorize(context, action, resource)
+        except Exception:
+            # Fail closed: an authorizer that cannot decide has denied.
+            log.exception("authorizer failed; denying", extra={"action": action})
+            return Decision(allowed=False, reason="authorizer failed")
+
+    def _record(
+        self,
+        context: Context,
+        action: str,
+        resource: Resource,
+        outcome: Outcome,
+        *,
+        reason: str,
+        policy_ids: Sequence[str] = (),
+        details: dict[str, Any] | None = None,
+        data_categories: Iterable[str] = (),
+    ) -> AuditRecord:
+        return AuditRecord(
+            occurred_at=self._clock.now(),
+            context=context,
+            action=action,
+            resource=resource,
+            outcome=outcome,
+            reason=reason,
+            policy_ids=tuple(policy_ids),
+            data_categories=tuple(sorted(data_categories)),
+            details=details or {},
+        )
+
+    def _append(self, session: Session, record: AuditRecord) -> None:
+        try:
+            self._audit.append(session, record)
+        except AuditUnavailable:
+            raise
+        except Exception as error:
+            log.exception("audit append failed", extra={"action": record.action})
+            raise AuditUnavailable("The action was not performed because its audit record failed.") from error
+
+    def _append_alone(self, record: AuditRecord, *, suppress: bool = False) -> None:
+        """Record an outcome in a transaction of its own (denials and failures, whose action rolled back)."""
+        try:
+            with self._database.transaction() as session:
+                self._append(session, record)
+        except BastionError:
+            if not suppress:
+                raise
+            # The caller is already raising the action's own error; that one is the more useful to report.
+            log.error("could not audit the failure of %s", record.action)
