@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bastion.api.problems import PROBLEM_JSON, problem_body
+from bastion.core.errors import InternalError
 from bastion.core.ids import is_valid_request_id, new_request_id
 from bastion.core.logs import request_id_var
 
@@ -37,9 +40,12 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
 
+        started_response = False
+
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
@@ -51,6 +57,12 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("unhandled error")
+            if started_response:
+                raise  # headers are gone; the server closes the connection
+            status = 500
+            await _send_internal_error(scope, send_with_headers)
         finally:
             log.info(
                 "%s %s %s",
@@ -60,3 +72,14 @@ class RequestContextMiddleware:
                 extra={"status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 3)},
             )
             request_id_var.reset(token)
+
+
+async def _send_internal_error(scope: Scope, send: Send) -> None:
+    """The one answer to an unexpected exception: a problem document with the request id, nothing else."""
+    body = json.dumps(problem_body(InternalError(), instance=scope["path"])).encode()
+    await send({
+        "type": "http.response.start",
+        "status": 500,
+        "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})

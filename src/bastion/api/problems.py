@@ -10,12 +10,32 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bastion.core.errors import BastionError, InternalError
+from bastion.core.errors import BastionError
 from bastion.core.logs import request_id_var
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+
+
+def problem_body(
+    error: BastionError, *, instance: str, status: int | None = None, code: str | None = None,
+    title: str | None = None,
+) -> dict[str, Any]:
+    code = code or error.code
+    body: dict[str, Any] = {
+        "type": f"urn:bastion:problem:{code}",
+        "title": title or error.title,
+        "status": status or error.status,
+        "detail": error.message,
+        "instance": instance,
+        "code": code,
+        "request_id": request_id_var.get(),
+    }
+    if error.remedy:
+        body["remedy"] = error.remedy
+    body.update(error.extra)
+    return body
 
 
 def problem(
@@ -29,18 +49,8 @@ def problem(
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"urn:bastion:problem:{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-        "code": code,
-        "request_id": request_id_var.get(),
-    }
-    if remedy:
-        body["remedy"] = remedy
-    body.update(extra or {})
+    error = BastionError(detail, remedy=remedy, **(extra or {}))
+    body = problem_body(error, instance=request.url.path, status=status, code=code, title=title)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -61,8 +71,8 @@ def from_error(request: Request, error: BastionError) -> JSONResponse:
 
 
 async def _bastion_error(request: Request, error: Exception) -> JSONResponse:
-    if not isinstance(error, BastionError):  # pragma: no cover - registered for BastionError only
-        return await _unexpected(request, error)
+    if not isinstance(error, BastionError):  # registered for BastionError only
+        raise error
     if error.status >= 500:
         log.error("request failed: %s", error.code, exc_info=error)
     return from_error(request, error)
@@ -95,13 +105,8 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-    log.error("unhandled error", exc_info=error)
-    return from_error(request, InternalError())
-
-
 def install(app: FastAPI) -> None:
     app.add_exception_handler(BastionError, _bastion_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    # Unexpected exceptions are answered by RequestContextMiddleware, which still knows the request id.

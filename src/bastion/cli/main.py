@@ -10,7 +10,6 @@ import logging
 import os
 import sys
 
-import click
 import typer
 from rich.markup import escape
 
@@ -41,13 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     except BastionError as error:
         _report(error.code, error.diagnostics(), error.message, error.remedy)
         return int(error.exit_code)
-    except click.exceptions.Exit as done:
-        return int(done.exit_code)
-    except click.exceptions.Abort:
+    except typer.Exit as done:
+        return int(getattr(done, "exit_code", 0))
+    except typer.Abort:
         err.print("Aborted.")
         return 130
-    except click.ClickException as usage:
-        usage.show()
+    except typer.TyperException as usage:
+        # Typer's own (vendored click) usage errors: unknown option, bad value, missing argument.
+        show = getattr(usage, "show", None)
+        if callable(show):
+            show()
         return int(ExitCode.USAGE)
     except Exception:
         log.debug("unexpected failure", exc_info=True)

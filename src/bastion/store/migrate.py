@@ -24,8 +24,15 @@ def migrate(database: Database, revision: str = "head") -> None:
     command.upgrade(_config(database), revision)
 
 
+def downgrade(database: Database, revision: str) -> None:
+    """Step the schema back to ``revision`` ('base' removes everything). Destroys data: for operators only."""
+    command.downgrade(_config(database), revision)
+
+
 def head_revision() -> str:
-    head = ScriptDirectory(SCRIPT_LOCATION).get_current_head()
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    head = ScriptDirectory.from_config(config).get_current_head()
     if head is None:
         raise RuntimeError("no migrations found")  # packaging error, not a user error
     return str(head)

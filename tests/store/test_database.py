@@ -1,0 +1,88 @@
+"""Engine set-up per dialect, transactions, and unavailability reported as a clear error."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bastion.core.errors import ConfigError, StoreUnavailable
+from bastion.store import Database
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys_and_busy_timeout(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'b.db'}", busy_timeout_ms=1234)
+    try:
+        with db.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 1234
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    finally:
+        db.dispose()
+
+
+def test_transaction_commits_or_rolls_back_as_a_whole(database: Database) -> None:
+    with database.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (v INTEGER)"))
+    with pytest.raises(RuntimeError), database.transaction() as session:
+        session.execute(text("INSERT INTO t VALUES (1)"))
+        raise RuntimeError("boom")
+    with database.transaction() as session:
+        session.execute(text("INSERT INTO t VALUES (2)"))
+    with database.transaction() as session:
+        assert session.execute(text("SELECT v FROM t")).scalars().all() == [2]
+
+
+def test_concurrent_writers_do_not_lose_updates(database: Database) -> None:
+    """SQLite writers queue on BEGIN IMMEDIATE instead of failing with 'database is locked'."""
+    with database.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE counter (n INTEGER)"))
+        connection.execute(text("INSERT INTO counter VALUES (0)"))
+    errors: list[BaseException] = []
+
+    def bump() -> None:
+        try:
+            for _ in range(20):
+                with database.transaction() as session:
+                    if database.dialect == "postgresql":
+                        session.execute(text("LOCK TABLE counter IN EXCLUSIVE MODE"))
+                    n = session.execute(text("SELECT n FROM counter")).scalar_one()
+                    session.execute(text("UPDATE counter SET n = :n"), {"n": n + 1})
+        except BaseException as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with database.transaction() as session:
+        assert session.execute(text("SELECT n FROM counter")).scalar_one() == 80
+
+
+def test_unreachable_postgres_is_store_unavailable() -> None:
+    db = Database("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    try:
+        with pytest.raises(StoreUnavailable):
+            db.ping()
+        with pytest.raises(StoreUnavailable), db.transaction() as session:
+            session.execute(text("SELECT 1"))
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("url", ["mysql://root@localhost/x", "not a url at all", "oracle://x"])
+def test_unsupported_or_garbled_urls_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Database(url)
+    assert "password" not in str(raised.value).lower()
+
+
+def test_plain_postgresql_url_gets_the_psycopg_driver() -> None:
+    db = Database("postgresql://u:pw@127.0.0.1/x")
+    assert db.url.drivername == "postgresql+psycopg"
+    db.dispose()

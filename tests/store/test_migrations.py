@@ -1,0 +1,80 @@
+"""The same migrations on SQLite and PostgreSQL: they apply, match the models, and are reversible."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import delete, exc, insert, text, update
+
+from bastion.store import Database, current_revision, head_revision, migrate
+from bastion.store.migrate import downgrade
+from bastion.store.tables import AuditEvent, Base
+
+
+def test_migrate_brings_schema_to_head_and_is_idempotent(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        assert current_revision(db) is None
+        migrate(db)
+        migrate(db)
+        assert current_revision(db) == head_revision()
+    finally:
+        db.dispose()
+
+
+def test_migrations_match_the_models(database: Database) -> None:
+    with database.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+
+
+def test_downgrade_to_base_and_back(database: Database) -> None:
+    downgrade(database, "base")
+    assert current_revision(database) is None
+    migrate(database)
+    assert current_revision(database) == head_revision()
+
+
+def _event_values() -> dict[str, object]:
+    return {
+        "event_id": "00000000-0000-7000-8000-000000000001", "schema_version": 1,
+        "occurred_at": datetime.now(UTC), "actor_id": "a", "actor_type": "user", "auth_method": "test",
+        "action": "x.y", "resource_type": "r", "resource_id": "1", "outcome": "allowed", "reason": "",
+        "policy_ids": [], "request_id": "r1", "data_categories": [], "details": {},
+    }
+
+
+@pytest.mark.parametrize("tamper", ["update", "delete"])
+def test_audit_table_is_append_only_in_the_database(database: Database, tamper: str) -> None:
+    with database.transaction() as session:
+        session.execute(insert(AuditEvent).values(**_event_values()))
+    statement = (update(AuditEvent).values(outcome="denied") if tamper == "update"
+                 else delete(AuditEvent))
+    with pytest.raises(exc.DatabaseError, match="append-only"), database.transaction() as session:
+        session.execute(statement)
+
+
+@pytest.mark.postgres
+def test_audit_table_refuses_truncate_on_postgres(postgres_url: str) -> None:
+    database = Database(postgres_url)
+    migrate(database)
+    try:
+        with pytest.raises(exc.DatabaseError, match="append-only"), database.transaction() as session:
+            session.execute(text("TRUNCATE audit_events"))
+    finally:
+        database.dispose()
+
+
+def test_audit_outcome_is_constrained(database: Database) -> None:
+    values = {**_event_values(), "outcome": "maybe"}
+    with pytest.raises(exc.IntegrityError), database.transaction() as session:
+        session.execute(insert(AuditEvent).values(**values))
+
+
+def test_naive_datetimes_are_refused(database: Database) -> None:
+    values = {**_event_values(), "occurred_at": datetime(2026, 1, 1)}  # noqa: DTZ001 - the point of the test
+    with pytest.raises(exc.StatementError, match="timezone-aware"), database.transaction() as session:
+        session.execute(insert(AuditEvent).values(**values))
