@@ -101,9 +101,12 @@ def test_unverifiable_credentials_are_401_never_5xx_and_audited(
     body = assert_problem(response, 401, "auth.invalid_credentials")
     assert body["detail"] == "The credentials could not be verified."
     [event] = audit_rows(bastion)
-    assert (event.action, event.outcome, event.resource_id) == ("auth.authenticate", "denied",
-                                                                 "/v1/audit/events")
-    secret_part = header.split(" ")[-1]
+    assert (event.action, event.outcome, event.resource_id) == (
+        "auth.authenticate",
+        "denied",
+        "/v1/audit/events",
+    )
+    secret_part = header.rsplit(" ", maxsplit=1)[-1]
     if len(secret_part) > 8:
         assert secret_part not in response.text
         assert secret_part not in str(event.details) + event.reason
@@ -125,7 +128,9 @@ def test_invalid_purpose_header_is_400(client: TestClient) -> None:
 
 
 def test_request_id_is_echoed_when_safe_and_replaced_when_not(client: TestClient) -> None:
-    assert client.get("/healthz", headers={"x-request-id": "trace-123"}).headers["x-request-id"] == "trace-123"
+    assert (
+        client.get("/healthz", headers={"x-request-id": "trace-123"}).headers["x-request-id"] == "trace-123"
+    )
     hostile = client.get("/healthz", headers={"x-request-id": "a\tb; injected=1"}).headers["x-request-id"]
     assert hostile != "a\tb; injected=1"
     assert len(hostile) == 36

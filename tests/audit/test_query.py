@@ -48,8 +48,9 @@ def test_pagination_walks_every_event_once(database: Database, clock: FrozenCloc
     seen: list[str] = []
     after = 0
     while True:
-        page = queries.search(Context(AUDITOR), AuditFilter(action="auth.authenticate", after_seq=after,
-                                                            limit=3))
+        page = queries.search(
+            Context(AUDITOR), AuditFilter(action="auth.authenticate", after_seq=after, limit=3)
+        )
         seen += [event.resource_id for event in page.events]
         if page.next_after_seq is None:
             break
@@ -65,8 +66,10 @@ def test_reading_the_audit_log_needs_a_grant(database: Database, clock: FrozenCl
     with pytest.raises(AuthenticationRequired):
         queries.search(Context(ANONYMOUS), AuditFilter())
     denied = queries.search(Context(AUDITOR), AuditFilter(outcome=Outcome.DENIED)).events
-    assert [(event.actor_id, event.action) for event in denied] == [("user:stranger", "audit.read"),
-                                                                    ("anonymous", "audit.read")]
+    assert [(event.actor_id, event.action) for event in denied] == [
+        ("user:stranger", "audit.read"),
+        ("anonymous", "audit.read"),
+    ]
 
 
 @pytest.mark.parametrize(

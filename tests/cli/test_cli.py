@@ -18,7 +18,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def test_init_creates_private_state_and_is_idempotent(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_init_creates_private_state_and_is_idempotent(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code, out, _ = run(capsys, "init", "--json")
     assert code == ExitCode.OK
     report = json.loads(out)
@@ -40,7 +42,9 @@ def test_init_tightens_a_loose_state_dir(capsys: pytest.CaptureFixture[str], tmp
     assert (tmp_path / ".bastion").stat().st_mode & 0o777 == 0o700
 
 
-def test_config_show_masks_secrets(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_show_masks_secrets(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BASTION_DATABASE_URL", "postgresql+psycopg://app:Pa55word-XYZ@db/bastion")
     code, out, err = run(capsys, "config", "show", "--json")
     assert code == ExitCode.OK
@@ -55,8 +59,11 @@ def test_config_show_masks_secrets(capsys: pytest.CaptureFixture[str], monkeypat
 
 @pytest.mark.parametrize(
     ("env", "value", "named"),
-    [("BASTION_PROT", "1", "BASTION_PROT"), ("BASTION_PORT", "99999", "port"), ("BASTION_LOG_LEVEL", "loud",
-                                                                               "log_level")],
+    [
+        ("BASTION_PROT", "1", "BASTION_PROT"),
+        ("BASTION_PORT", "99999", "port"),
+        ("BASTION_LOG_LEVEL", "loud", "log_level"),
+    ],
 )
 def test_configuration_errors_exit_3_naming_the_key(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, env: str, value: str, named: str
@@ -69,8 +76,9 @@ def test_configuration_errors_exit_3_naming_the_key(
     assert named in error["message"]
 
 
-def test_text_errors_go_to_stderr_with_a_hint(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-                                              ) -> None:
+def test_text_errors_go_to_stderr_with_a_hint(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BASTION_PORT", "0")
     code, out, err = run(capsys, "init")
     assert code == ExitCode.CONFIG
@@ -78,8 +86,9 @@ def test_text_errors_go_to_stderr_with_a_hint(capsys: pytest.CaptureFixture[str]
     assert "config.invalid" in err and "Hint:" in err
 
 
-def test_bastion_json_env_parses_strictly(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-                                          ) -> None:
+def test_bastion_json_env_parses_strictly(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BASTION_JSON", "1")
     code, out, _ = run(capsys, "config", "show")
     assert code == ExitCode.OK
@@ -111,12 +120,14 @@ def test_audit_search_runs_as_the_local_operator_and_is_audited(capsys: pytest.C
 def test_audit_search_text_output_and_time_filters(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "init")[0] == ExitCode.OK
     run(capsys, "audit", "search")
-    code, out, _ = run(capsys, "audit", "search", "--since", "2000-01-01T00:00:00+0000", "--outcome", "ALLOWED")
+    code, out, _ = run(
+        capsys, "audit", "search", "--since", "2000-01-01T00:00:00+0000", "--outcome", "ALLOWED"
+    )
     assert code == ExitCode.OK
     assert "audit.read" in out
 
 
 def test_unsafe_http_off_loopback_is_refused_before_listening(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "up", "--unsafe-http", "--host", "0.0.0.0", "--json")
+    code, out, _ = run(capsys, "up", "--unsafe-http", "--host", "0.0.0.0", "--json")  # noqa: S104
     assert code == ExitCode.CONFIG
     assert "loopback" in json.loads(out)["error"]["message"]

@@ -46,8 +46,13 @@ def test_ordinary_text_is_untouched() -> None:
 
 
 def test_find_secrets_walks_nested_values() -> None:
-    value = {"ok": "fine", "nested": [{"note": "Bearer abcdefghijklmnop1234"}], "password": "x1y2z3",
-             "raw": b"\x00", "masked": SecretStr("s")}
+    value = {
+        "ok": "fine",
+        "nested": [{"note": "Bearer abcdefghijklmnop1234"}],
+        "password": "x1y2z3",
+        "raw": b"\x00",
+        "masked": SecretStr("s"),
+    }
     assert sorted(find_secrets(value)) == ["$.masked", "$.nested[0].note", "$.password", "$.raw"]
     assert find_secrets({"password": None, "count": 3}) == []
 

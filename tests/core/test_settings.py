@@ -47,7 +47,7 @@ def test_config_file_named_by_environment(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
     write(tmp_path / "bastion.toml", "prot = 9000\n")
-    with pytest.raises(ConfigError, match="'prot'.*unknown setting"):
+    with pytest.raises(ConfigError, match=r"'prot'.*unknown setting"):
         load_settings()
 
 
@@ -76,8 +76,9 @@ def test_bad_values_are_refused_naming_the_key(
         load_settings()
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("TRUE", True), ("1", True), ("false", False),
-                                               ("0", False)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("true", True), ("TRUE", True), ("1", True), ("false", False), ("0", False)]
+)
 def test_booleans_parse_strictly(monkeypatch: pytest.MonkeyPatch, raw: str, expected: bool) -> None:
     monkeypatch.setenv("BASTION_UNSAFE_HTTP", raw)
     assert load_settings().unsafe_http is expected

@@ -43,14 +43,18 @@ def test_a_real_tls_handshake_verifies_against_the_ca(tmp_path: Path, clock: Fro
     thread = threading.Thread(target=accept)
     thread.start()
     client_context = ssl.create_default_context(cafile=str(files.ca_cert))
-    with socket.create_connection(("127.0.0.1", port)) as raw, \
-            client_context.wrap_socket(raw, server_hostname="localhost") as tls:
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        client_context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
         assert tls.recv(2) == b"ok"
     thread.join()
     listener.close()
 
 
-def test_reuses_current_cert_and_renews_when_stale_or_for_new_host(tmp_path: Path, clock: FrozenClock) -> None:
+def test_reuses_current_cert_and_renews_when_stale_or_for_new_host(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
     ca = LocalCA(tmp_path, clock)
     first = ca.ensure_server_files("127.0.0.1").server_cert.read_bytes()
     assert ca.ensure_server_files("127.0.0.1").server_cert.read_bytes() == first
@@ -58,8 +62,11 @@ def test_reuses_current_cert_and_renews_when_stale_or_for_new_host(tmp_path: Pat
 
     renamed = ca.ensure_server_files("bastion.example.internal").server_cert.read_bytes()
     assert renamed != first
-    names = x509.load_pem_x509_certificate(renamed).extensions.get_extension_for_class(
-        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    names = (
+        x509.load_pem_x509_certificate(renamed)
+        .extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        .value.get_values_for_type(x509.DNSName)
+    )
     assert "bastion.example.internal" in names
 
     clock.advance(timedelta(days=75))

@@ -31,10 +31,17 @@ def test_anonymous_is_never_granted_even_if_named() -> None:
 
 @pytest.mark.parametrize(
     ("principal_id", "action", "resource_type"),
-    [("*", "audit.read", "audit_log"), ("user:alice", "audit.read", "*"), ("user:alice", "*", "audit_log"),
-     ("", "audit.read", "audit_log"), ("user:alice", "audit", "audit_log")],
+    [
+        ("*", "audit.read", "audit_log"),
+        ("user:alice", "audit.read", "*"),
+        ("user:alice", "*", "audit_log"),
+        ("", "audit.read", "audit_log"),
+        ("user:alice", "audit", "audit_log"),
+    ],
 )
-def test_wildcards_and_malformed_grants_cannot_be_made(principal_id: str, action: str, resource_type: str) -> None:
+def test_wildcards_and_malformed_grants_cannot_be_made(
+    principal_id: str, action: str, resource_type: str
+) -> None:
     with pytest.raises(ValueError, match="grant"):
         Grant(id="g", principal_id=principal_id, action=action, resource_type=resource_type)
 

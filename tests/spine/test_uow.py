@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,17 +18,20 @@ from bastion.store import Database
 from bastion.store.tables import AuditEvent
 
 # A table that exists only in these tests, standing in for any service's data.
-widgets = Table("test_widgets", MetaData(), Column("id", Integer, primary_key=True), Column("name", String(50)))
+widgets = Table(
+    "test_widgets", MetaData(), Column("id", Integer, primary_key=True), Column("name", String(50))
+)
 
 ALICE = Principal(id="user:alice", type=PrincipalType.USER, auth_method="test")
-ALICE_MAY_CREATE = Grant(id="test:alice:create", principal_id=ALICE.id, action="widget.create",
-                         resource_type="widget")
+ALICE_MAY_CREATE = Grant(
+    id="test:alice:create", principal_id=ALICE.id, action="widget.create", resource_type="widget"
+)
 
 
 @pytest.fixture
-def db(database: Database) -> Iterator[Database]:
+def db(database: Database) -> Database:
     widgets.create(database.engine)
-    yield database
+    return database
 
 
 def uow_for(db: Database, clock: FrozenClock, *grants: Grant, audit: Any = None) -> UnitOfWork:
@@ -54,8 +56,9 @@ def audit_rows(db: Database) -> list[AuditEvent]:
 
 def test_allowed_action_commits_with_its_audit_event(db: Database, clock: FrozenClock) -> None:
     uow = uow_for(db, clock, ALICE_MAY_CREATE)
-    context = Context(ALICE, request_id="req-1", source_address="10.0.0.7", user_agent="pytest",
-                      purpose="testing")
+    context = Context(
+        ALICE, request_id="req-1", source_address="10.0.0.7", user_agent="pytest", purpose="testing"
+    )
 
     create_widget(uow, context, "w1")
 
@@ -66,7 +69,11 @@ def test_allowed_action_commits_with_its_audit_event(db: Database, clock: Frozen
     assert event.outcome == "allowed"
     assert event.policy_ids == ["test:alice:create"]
     assert (event.request_id, event.source_address, event.user_agent, event.purpose) == (
-        "req-1", "10.0.0.7", "pytest", "testing")
+        "req-1",
+        "10.0.0.7",
+        "pytest",
+        "testing",
+    )
     assert event.details == {"created": True}
     assert event.occurred_at == clock.now()
 
@@ -111,16 +118,25 @@ def _reject_audit_inserts(db: Database) -> None:
     """Make the database itself refuse audit rows, the way a full disk or a revoked grant would."""
     with db.engine.begin() as connection:
         if db.dialect == "postgresql":
-            connection.execute(text(
-                "CREATE FUNCTION test_reject() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'audit storage offline'; END $$"))
-            connection.execute(text(
-                "CREATE TRIGGER test_reject BEFORE INSERT ON audit_events "
-                "FOR EACH ROW EXECUTE FUNCTION test_reject()"))
+            connection.execute(
+                text(
+                    "CREATE FUNCTION test_reject() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'audit storage offline'; END $$"
+                )
+            )
+            connection.execute(
+                text(
+                    "CREATE TRIGGER test_reject BEFORE INSERT ON audit_events "
+                    "FOR EACH ROW EXECUTE FUNCTION test_reject()"
+                )
+            )
         else:
-            connection.execute(text(
-                "CREATE TRIGGER test_reject BEFORE INSERT ON audit_events "
-                "BEGIN SELECT RAISE(ABORT, 'audit storage offline'); END"))
+            connection.execute(
+                text(
+                    "CREATE TRIGGER test_reject BEFORE INSERT ON audit_events "
+                    "BEGIN SELECT RAISE(ABORT, 'audit storage offline'); END"
+                )
+            )
 
 
 def test_failed_audit_append_leaves_no_trace_of_the_action(db: Database, clock: FrozenClock) -> None:

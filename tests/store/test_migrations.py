@@ -40,10 +40,21 @@ def test_downgrade_to_base_and_back(database: Database) -> None:
 
 def _event_values() -> dict[str, object]:
     return {
-        "event_id": "00000000-0000-7000-8000-000000000001", "schema_version": 1,
-        "occurred_at": datetime.now(UTC), "actor_id": "a", "actor_type": "user", "auth_method": "test",
-        "action": "x.y", "resource_type": "r", "resource_id": "1", "outcome": "allowed", "reason": "",
-        "policy_ids": [], "request_id": "r1", "data_categories": [], "details": {},
+        "event_id": "00000000-0000-7000-8000-000000000001",
+        "schema_version": 1,
+        "occurred_at": datetime.now(UTC),
+        "actor_id": "a",
+        "actor_type": "user",
+        "auth_method": "test",
+        "action": "x.y",
+        "resource_type": "r",
+        "resource_id": "1",
+        "outcome": "allowed",
+        "reason": "",
+        "policy_ids": [],
+        "request_id": "r1",
+        "data_categories": [],
+        "details": {},
     }
 
 
@@ -51,8 +62,7 @@ def _event_values() -> dict[str, object]:
 def test_audit_table_is_append_only_in_the_database(database: Database, tamper: str) -> None:
     with database.transaction() as session:
         session.execute(insert(AuditEvent).values(**_event_values()))
-    statement = (update(AuditEvent).values(outcome="denied") if tamper == "update"
-                 else delete(AuditEvent))
+    statement = update(AuditEvent).values(outcome="denied") if tamper == "update" else delete(AuditEvent)
     with pytest.raises(exc.DatabaseError, match="append-only"), database.transaction() as session:
         session.execute(statement)
 
@@ -75,6 +85,6 @@ def test_audit_outcome_is_constrained(database: Database) -> None:
 
 
 def test_naive_datetimes_are_refused(database: Database) -> None:
-    values = {**_event_values(), "occurred_at": datetime(2026, 1, 1)}  # noqa: DTZ001 - the point of the test
+    values = {**_event_values(), "occurred_at": datetime(2026, 1, 1)}
     with pytest.raises(exc.StatementError, match="timezone-aware"), database.transaction() as session:
         session.execute(insert(AuditEvent).values(**values))

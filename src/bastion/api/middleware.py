@@ -77,9 +77,14 @@ class RequestContextMiddleware:
 async def _send_internal_error(scope: Scope, send: Send) -> None:
     """The one answer to an unexpected exception: a problem document with the request id, nothing else."""
     body = json.dumps(problem_body(InternalError(), instance=scope["path"])).encode()
-    await send({
-        "type": "http.response.start",
-        "status": 500,
-        "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -19,7 +19,11 @@ PROBLEM_JSON = "application/problem+json"
 
 
 def problem_body(
-    error: BastionError, *, instance: str, status: int | None = None, code: str | None = None,
+    error: BastionError,
+    *,
+    instance: str,
+    status: int | None = None,
+    code: str | None = None,
     title: str | None = None,
 ) -> dict[str, Any]:
     code = code or error.code

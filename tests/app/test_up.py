@@ -1,0 +1,164 @@
+"""``bastion up`` as a real process: HTTPS with the generated CA, the printed curl line works, the SDK
+talks to it, and Ctrl-C shuts it down cleanly. Runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bastion.client import BastionAPIError, BastionClient
+
+pytestmark = pytest.mark.slow
+BASTION = str(Path(sys.executable).with_name("bastion"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    url: str
+    ca: Path
+    curl: str
+    output: list[str]
+
+
+def start(args: list[str], env: dict[str, str], cwd: Path) -> Server:
+    process = subprocess.Popen(
+        [BASTION, "up", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    curl = url = ca = ""
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("Bastion is starting at "):
+            url = line.split(" at ", 1)[1].strip()
+        if line.startswith("CA certificate: "):
+            ca = line.split(": ", 1)[1].strip()
+        if line.startswith("Try: "):
+            curl = line[5:].strip()
+            break
+    if not curl:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+        pytest.fail("bastion up did not print its curl line:\n" + "".join(lines))
+    while time.monotonic() < deadline:  # the listener comes up just after the banner
+        try:
+            httpx.get(url + "/healthz", verify=False, timeout=1)  # noqa: S501 - only waiting for the port
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return Server(process=process, url=url, ca=Path(ca) if ca else Path(), curl=curl, output=lines)
+
+
+def stop(server: Server) -> tuple[int, str]:
+    """Ctrl-C, then the exit code and whatever the server printed after its banner."""
+    server.process.send_signal(signal.SIGINT)
+    try:
+        code = server.process.wait(timeout=30)
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+    assert server.process.stdout is not None
+    rest = server.process.stdout.read()
+    server.process.stdout.close()
+    return code, rest
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("BASTION_")}
+    return {
+        **clean,
+        "BASTION_STATE_DIR": str(tmp_path / "state"),
+        "BASTION_DATABASE_URL": database_url,
+        "BASTION_LOG_FORMAT": "json",
+    }
+
+
+@pytest.fixture
+def server(env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
+    running = start(["--port", str(free_port())], env, tmp_path)
+    yield running
+    if running.process.poll() is None:
+        running.process.kill()
+        running.process.wait()
+    if running.process.stdout is not None:
+        running.process.stdout.close()
+
+
+def test_printed_curl_line_gets_200_from_healthz_over_https(server: Server) -> None:
+    assert server.url.startswith("https://127.0.0.1:")
+    assert server.ca.is_file()
+    result = subprocess.run(
+        [*shlex.split(server.curl), "--silent", "--show-error", "--fail"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"status":"ok"' in result.stdout.replace(" ", "")
+
+
+def test_https_refuses_clients_that_do_not_trust_the_ca(server: Server) -> None:
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.get(server.url + "/healthz")
+
+
+def test_sdk_against_a_running_server(server: Server) -> None:
+    with BastionClient(server.url, ca_file=server.ca) as client:
+        assert client.health() == {"status": "ok"}
+        assert client.ready()["status"] == "ready"
+        with pytest.raises(BastionAPIError) as raised:
+            list(client.audit_events())
+    assert raised.value.status == 401
+    assert raised.value.code == "auth.required"
+    assert raised.value.request_id
+    with (
+        BastionClient(server.url, ca_file=server.ca, token="not-a-real-token-123") as client,
+        pytest.raises(BastionAPIError) as raised,
+    ):
+        list(client.audit_events())
+    assert raised.value.code == "auth.invalid_credentials"
+    assert "not-a-real-token" not in "".join(server.output)
+
+
+def test_ctrl_c_shuts_down_cleanly(server: Server) -> None:
+    code, rest = stop(server)
+    assert code == 0
+    assert "Traceback" not in rest
+
+
+def test_unsafe_http_on_loopback_serves_with_a_warning(env: dict[str, str], tmp_path: Path) -> None:
+    running = start(["--port", str(free_port()), "--unsafe-http"], env, tmp_path)
+    try:
+        assert running.url.startswith("http://127.0.0.1:")
+        assert httpx.get(running.url + "/healthz").json() == {"status": "ok"}
+    finally:
+        code, rest = stop(running)
+    assert code == 0
+    assert "plain HTTP" in "".join(running.output) + rest
