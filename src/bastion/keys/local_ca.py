@@ -37,12 +37,13 @@ class TlsFiles:
 
 class LocalCA:
     def __init__(self, directory: Path, clock: Clock) -> None:
-        self._dir = directory
+        # Absolute, so the printed curl line works from any working directory.
+        self._dir = directory.resolve()
         self._clock = clock
-        self.ca_cert_path = directory / "ca.pem"
-        self._ca_key_path = directory / "ca-key.pem"
-        self._server_cert_path = directory / "server.pem"
-        self._server_key_path = directory / "server-key.pem"
+        self.ca_cert_path = self._dir / "ca.pem"
+        self._ca_key_path = self._dir / "ca-key.pem"
+        self._server_cert_path = self._dir / "server.pem"
+        self._server_key_path = self._dir / "server-key.pem"
 
     def ensure_server_files(self, host: str) -> TlsFiles:
         """The CA and a server certificate valid now and for ``host``, creating or renewing as needed."""
