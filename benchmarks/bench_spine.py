@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Column, Integer, MetaData, String, Table
 
-from bastion.audit import PlainAuditLog
+from bastion.audit import MerkleAuditLog
 from bastion.core.clock import SystemClock
 from bastion.policy import Grant, GrantAuthorizer
 from bastion.spine import Context, Principal, PrincipalType, Resource, UnitOfWork
@@ -37,7 +37,7 @@ def main() -> None:
         items.create(database.engine)
         principal = Principal(id="user:bench", type=PrincipalType.USER, auth_method="bench")
         grant = Grant(id="g", principal_id=principal.id, action="item.create", resource_type="item")
-        uow = UnitOfWork(database, GrantAuthorizer([grant]), PlainAuditLog(), SystemClock())
+        uow = UnitOfWork(database, GrantAuthorizer([grant]), MerkleAuditLog(), SystemClock())
         context = Context(principal)
 
         def bare(i: int) -> None:

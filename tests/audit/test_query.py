@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from bastion.audit import AuditFilter, AuditQueries, PlainAuditLog
+from bastion.audit import AuditFilter, AuditQueries, MerkleAuditLog
 from bastion.core.clock import FrozenClock
 from bastion.core.errors import AuthenticationRequired, InvalidInput, PermissionDenied
 from bastion.policy import Grant, GrantAuthorizer
@@ -18,7 +18,7 @@ MAY_READ = Grant(id="g:read", principal_id=AUDITOR.id, action="audit.read", reso
 
 
 def setup(database: Database, clock: FrozenClock) -> tuple[UnitOfWork, AuditQueries]:
-    uow = UnitOfWork(database, GrantAuthorizer([MAY_READ]), PlainAuditLog(), clock)
+    uow = UnitOfWork(database, GrantAuthorizer([MAY_READ]), MerkleAuditLog(), clock)
     return uow, AuditQueries(uow)
 
 
@@ -46,7 +46,7 @@ def test_pagination_walks_every_event_once(database: Database, clock: FrozenCloc
     for i in range(7):
         uow.refuse(Context(ANONYMOUS), "auth.authenticate", Resource("endpoint", str(i)), "x")
     seen: list[str] = []
-    after = 0
+    after = None
     while True:
         page = queries.search(
             Context(AUDITOR), AuditFilter(action="auth.authenticate", after_seq=after, limit=3)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
 from sqlalchemy.orm import Session
 
-from bastion.audit import PlainAuditLog
+from bastion.audit import MerkleAuditLog
 from bastion.core.clock import FrozenClock
 from bastion.core.errors import AuditUnavailable, AuthenticationRequired, Conflict, PermissionDenied
 from bastion.policy import Grant, GrantAuthorizer
@@ -35,7 +35,7 @@ def db(database: Database) -> Database:
 
 
 def uow_for(db: Database, clock: FrozenClock, *grants: Grant, audit: Any = None) -> UnitOfWork:
-    return UnitOfWork(db, GrantAuthorizer(grants), audit or PlainAuditLog(), clock)
+    return UnitOfWork(db, GrantAuthorizer(grants), audit or MerkleAuditLog(), clock)
 
 
 def create_widget(uow: UnitOfWork, context: Context, name: str, **details: Any) -> None:
@@ -196,7 +196,7 @@ class ExplodingAuthorizer:
 
 
 def test_authorizer_failure_fails_closed_and_is_audited(db: Database, clock: FrozenClock) -> None:
-    uow = UnitOfWork(db, ExplodingAuthorizer(), PlainAuditLog(), clock)
+    uow = UnitOfWork(db, ExplodingAuthorizer(), MerkleAuditLog(), clock)
     with pytest.raises(PermissionDenied):
         create_widget(uow, Context(ALICE), "w1")
     assert widget_names(db) == []
@@ -204,7 +204,7 @@ def test_authorizer_failure_fails_closed_and_is_audited(db: Database, clock: Fro
     assert (event.outcome, event.reason) == ("denied", "authorizer failed")
 
 
-class CountingAudit(PlainAuditLog):
+class CountingAudit(MerkleAuditLog):
     def __init__(self) -> None:
         self.appended: list[AuditRecord] = []
 

@@ -40,6 +40,8 @@ def test_downgrade_to_base_and_back(database: Database) -> None:
 
 def _event_values() -> dict[str, object]:
     return {
+        "seq": 0,
+        "leaf_hash": b"\x00" * 32,
         "event_id": "00000000-0000-7000-8000-000000000001",
         "schema_version": 1,
         "occurred_at": datetime.now(UTC),
@@ -65,6 +67,45 @@ def test_audit_table_is_append_only_in_the_database(database: Database, tamper: 
     statement = update(AuditEvent).values(outcome="denied") if tamper == "update" else delete(AuditEvent)
     with pytest.raises(exc.DatabaseError, match="append-only"), database.transaction() as session:
         session.execute(statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_head SET size = size - 1",
+        "UPDATE audit_head SET origin = 'forged'",
+        "DELETE FROM audit_head",
+        "UPDATE audit_tree_nodes SET hash = hash",
+        "DELETE FROM audit_tree_nodes",
+        "DELETE FROM audit_checkpoints",
+    ],
+)
+def test_tree_state_cannot_be_rewritten(database: Database, statement: str) -> None:
+    with database.transaction() as session:
+        session.execute(
+            text("INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (1, 0, :h)"), {"h": b"\x01" * 32}
+        )
+        session.execute(
+            text(
+                "INSERT INTO audit_checkpoints (tree_size, root_hash, note, created_at) "
+                "VALUES (2, :h, 'n', CURRENT_TIMESTAMP)"
+            ),
+            {"h": b"\x01" * 32},
+        )
+        session.execute(text("UPDATE audit_head SET size = 2"))
+    with (
+        pytest.raises(exc.DatabaseError, match="append-only|only moves forward"),
+        database.transaction() as session,
+    ):
+        session.execute(text(statement))
+
+
+def test_events_below_the_prune_point_may_be_deleted(database: Database) -> None:
+    with database.transaction() as session:
+        session.execute(insert(AuditEvent).values(**_event_values()))
+        session.execute(text("UPDATE audit_head SET size = 1, pruned_below = 1"))
+    with database.transaction() as session:
+        assert session.execute(delete(AuditEvent)).rowcount == 1
 
 
 @pytest.mark.postgres

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from bastion.api import ApiServices, create_api
-from bastion.audit import AuditQueries, PlainAuditLog
+from bastion.audit import AuditQueries, MerkleAuditLog
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.settings import Settings
 from bastion.policy import Grant, GrantAuthorizer
@@ -46,7 +46,7 @@ def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | No
         busy_timeout_ms=settings.db_busy_timeout_ms,
         pool_size=settings.db_pool_size,
     )
-    uow = UnitOfWork(database, GrantAuthorizer(grants), PlainAuditLog(), clock)
+    uow = UnitOfWork(database, GrantAuthorizer(grants), MerkleAuditLog(), clock)
     return Bastion(
         settings=settings,
         clock=clock,

@@ -6,6 +6,7 @@ Stable API: ``PlainAuditLog``, ``AuditQueries``, ``AuditFilter``, ``EventView``.
 """
 
 from bastion.audit.query import AuditFilter, AuditQueries, EventPage, EventView
-from bastion.audit.table import SCHEMA_VERSION, PlainAuditLog
+from bastion.audit.canonical import SCHEMA_VERSION
+from bastion.audit.log import MerkleAuditLog
 
-__all__ = ["SCHEMA_VERSION", "AuditFilter", "AuditQueries", "EventPage", "EventView", "PlainAuditLog"]
+__all__ = ["SCHEMA_VERSION", "AuditFilter", "AuditQueries", "EventPage", "EventView", "MerkleAuditLog"]

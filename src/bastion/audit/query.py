@@ -27,13 +27,13 @@ class AuditFilter:
     outcome: Outcome | None = None
     since: datetime | None = None
     until: datetime | None = None
-    after_seq: int = 0  # keyset pagination: return events with seq greater than this
+    after_seq: int | None = None  # keyset pagination: only events with a greater seq
     limit: int = 100
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}.")
-        if self.after_seq < 0:
+        if self.after_seq is not None and self.after_seq < 0:
             raise InvalidInput("after_seq must not be negative.")
         for moment in (self.since, self.until):
             if moment is not None and moment.tzinfo is None:
@@ -46,7 +46,7 @@ class AuditFilter:
         return {
             key: (str(value) if value is not None else None)
             for key, value in asdict(self).items()
-            if value not in (None, 0)
+            if value is not None
         }
 
 
@@ -102,7 +102,9 @@ class AuditQueries:
 
 
 def _statement(query: AuditFilter) -> Select[AuditEvent]:
-    statement = select(AuditEvent).where(AuditEvent.seq > query.after_seq)
+    statement = select(AuditEvent)
+    if query.after_seq is not None:
+        statement = statement.where(AuditEvent.seq > query.after_seq)
     if query.actor:
         statement = statement.where(AuditEvent.actor_id == query.actor)
     if query.action:

@@ -28,7 +28,7 @@ def search(
         datetime | None, typer.Option(help="ISO time with timezone.", formats=["%Y-%m-%dT%H:%M:%S%z"])
     ] = None,
     until: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%dT%H:%M:%S%z"])] = None,
-    after_seq: Annotated[int, typer.Option("--after-seq", min=0)] = 0,
+    after_seq: Annotated[int | None, typer.Option("--after-seq", min=0)] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     config: ConfigOption = None,
     json: JsonOption = False,

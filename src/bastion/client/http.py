@@ -84,13 +84,12 @@ class BastionClient:
         for key, moment in (("since", since), ("until", until)):
             if moment is not None:
                 params[key] = moment.isoformat()
-        after = 0
         while True:
-            page = self._get("/v1/audit/events", params={**params, "after_seq": after})
+            page = self._get("/v1/audit/events", params=params)
             yield from page["events"]
             if page.get("next_after_seq") is None:
                 return
-            after = int(page["next_after_seq"])
+            params["after_seq"] = int(page["next_after_seq"])
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self._http.get(path, params=params)

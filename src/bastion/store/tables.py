@@ -5,7 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -17,8 +30,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+# 64-bit on PostgreSQL; SQLite's INTEGER is already 64-bit.
 SequenceNumber = BigInteger().with_variant(Integer(), "sqlite")
+Hash = LargeBinary(32)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -45,11 +59,14 @@ class Base(DeclarativeBase):
 
 
 class AuditEvent(Base):
-    """One audit record. Append-only: database triggers refuse UPDATE, DELETE and TRUNCATE."""
+    """One audit record, leaf ``seq`` of the Merkle log (0-based, contiguous).
+
+    Append-only: database triggers refuse UPDATE and TRUNCATE, and DELETE except below the prune point.
+    """
 
     __tablename__ = "audit_events"
 
-    seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=False)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
     schema_version: Mapped[int] = mapped_column(Integer)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -68,6 +85,7 @@ class AuditEvent(Base):
     purpose: Mapped[str | None] = mapped_column(String(64), nullable=True)
     data_categories: Mapped[list[str]] = mapped_column(JSON, default=list)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    leaf_hash: Mapped[bytes] = mapped_column(Hash)
 
     __table_args__ = (
         CheckConstraint("outcome IN ('allowed', 'denied', 'error')", name="outcome"),
@@ -76,3 +94,56 @@ class AuditEvent(Base):
         Index("ix_audit_events_action", "action"),
         Index("ix_audit_events_resource", "resource_type", "resource_id"),
     )
+
+
+class AuditTreeNode(Base):
+    """A complete subtree hash: level L, index i covers leaves [i * 2**L, (i + 1) * 2**L).
+
+    Level-0 nodes (leaf hashes) live in ``audit_events.leaf_hash``; a level-0 row appears here only for a
+    leaf whose event was pruned but whose hash a proof still needs.
+    """
+
+    __tablename__ = "audit_tree_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger)
+    idx: Mapped[int] = mapped_column(SequenceNumber)
+    hash: Mapped[bytes] = mapped_column(Hash)
+
+    __table_args__ = (PrimaryKeyConstraint("level", "idx"),)
+
+
+class AuditHead(Base):
+    """The single row that serialises appends (locked FOR UPDATE) and names the log."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    origin: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(SequenceNumber)
+    root_hash: Mapped[bytes] = mapped_column(Hash)
+    pruned_below: Mapped[int] = mapped_column(SequenceNumber)
+
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+
+class AuditCheckpoint(Base):
+    """A signed tree head in C2SP signed-note form."""
+
+    __tablename__ = "audit_checkpoints"
+
+    tree_size: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(Hash)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AuditExportCursor(Base):
+    """Per SIEM sink: the next sequence number to deliver. Advanced only after the sink acknowledged."""
+
+    __tablename__ = "audit_export_cursors"
+
+    sink: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_seq: Mapped[int] = mapped_column(SequenceNumber)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
