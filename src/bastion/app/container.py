@@ -9,11 +9,18 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from bastion.api import ApiServices, create_api
-from bastion.audit import AuditQueries, MerkleAuditLog
+from bastion.audit import (
+    AuditQueries,
+    AuditTrail,
+    CheckpointSigner,
+    FileWitness,
+    GroupCommitWriter,
+    MerkleAuditLog,
+)
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.settings import Settings
-from bastion.policy import Grant, GrantAuthorizer
-from bastion.spine import Context, Principal, PrincipalType, UnitOfWork
+from bastion.policy import Grant, GrantAuthorizer, system_grants
+from bastion.spine import SYSTEM, Context, Principal, PrincipalType, UnitOfWork
 from bastion.spine.authn import NoCredentialsAuthenticator
 from bastion.store import Database
 
@@ -23,8 +30,10 @@ class Bastion:
     settings: Settings
     clock: Clock
     database: Database
+    writer: GroupCommitWriter
     uow: UnitOfWork
     audit: AuditQueries
+    trail: AuditTrail
     authenticator: NoCredentialsAuthenticator
 
     def api(self) -> FastAPI:
@@ -35,24 +44,32 @@ class Bastion:
         )
 
     def close(self) -> None:
+        self.writer.close()  # commits whatever is queued before the database goes
         self.database.dispose()
 
 
 def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | None = None) -> Bastion:
-    """Wire every backend from ``settings``. ``grants`` are the only permissions anyone will have."""
+    """Wire every backend from ``settings``. ``grants`` (plus the system's own) are the only permissions."""
     clock = clock or SystemClock()
     database = Database(
         settings.effective_database_url,
         busy_timeout_ms=settings.db_busy_timeout_ms,
         pool_size=settings.db_pool_size,
     )
-    uow = UnitOfWork(database, GrantAuthorizer(grants), MerkleAuditLog(), clock)
+    audit_log = MerkleAuditLog()
+    writer = GroupCommitWriter(database, audit_log)
+    authorizer = GrantAuthorizer([*grants, *system_grants(SYSTEM.id)])
+    uow = UnitOfWork(database, authorizer, audit_log, clock, writer=writer)
+    signer = CheckpointSigner.from_file(settings.effective_checkpoint_key_path)
+    witness = FileWitness(settings.effective_witness_path)
     return Bastion(
         settings=settings,
         clock=clock,
         database=database,
+        writer=writer,
         uow=uow,
         audit=AuditQueries(uow),
+        trail=AuditTrail(database, uow, signer, witness, clock),
         authenticator=NoCredentialsAuthenticator(),
     )
 
@@ -70,3 +87,7 @@ def operator_context(purpose: str | None = None) -> Context:
     return Context(
         principal=local_operator(), source_address="local", user_agent="bastion-cli", purpose=purpose
     )
+
+
+def system_context(purpose: str) -> Context:
+    return Context(principal=SYSTEM, source_address="local", user_agent="bastion-server", purpose=purpose)

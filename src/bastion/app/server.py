@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from bastion.app.container import build
+from bastion.app.background import PeriodicJob
+from bastion.app.container import build, system_context
 from bastion.app.state import tls_dir
 from bastion.core.clock import SystemClock
 from bastion.core.errors import ConfigError
@@ -59,6 +60,11 @@ def serve(settings: Settings, target: ServeTarget) -> None:
     if target.tls is None:
         log.warning("serving plain HTTP (--unsafe-http): credentials and data cross the wire unencrypted")
     bastion = build(settings)
+    checkpointer = PeriodicJob(
+        "checkpoint",
+        settings.audit_checkpoint_interval_s,
+        lambda: bastion.trail.checkpoint(system_context("audit-checkpoint")),
+    )
     config = uvicorn.Config(
         bastion.api(),
         host=settings.host,
@@ -71,7 +77,9 @@ def serve(settings: Settings, target: ServeTarget) -> None:
         ssl_certfile=target.tls.server_cert if target.tls else None,
         ssl_keyfile=target.tls.server_key if target.tls else None,
     )
+    checkpointer.start()
     try:
         uvicorn.Server(config).run()
     finally:
+        checkpointer.stop()  # a last checkpoint, so a clean shutdown leaves the whole log witnessed
         bastion.close()

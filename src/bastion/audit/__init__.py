@@ -1,12 +1,34 @@
-"""Security spine: the audit log.
+"""Security spine: the tamper-evident audit log.
 
-For now a plain append-only table (``PlainAuditLog``) guarded by database triggers and a secret filter;
-the tamper-evident Merkle log replaces it behind the same ``bastion.spine.AuditLog`` protocol.
-Stable API: ``PlainAuditLog``, ``AuditQueries``, ``AuditFilter``, ``EventView``.
+Events are leaves of an RFC 9162 Merkle tree, appended in the caller's transaction (``MerkleAuditLog``) or
+by group commit (``GroupCommitWriter``); signed checkpoints go to a witness; ``AuditTrail`` proves and
+verifies; ``AuditQueries`` searches. Stable API: the names in ``__all__``.
 """
 
-from bastion.audit.query import AuditFilter, AuditQueries, EventPage, EventView
 from bastion.audit.canonical import SCHEMA_VERSION
+from bastion.audit.checkpoints import CheckpointSigner, SignedCheckpoint
 from bastion.audit.log import MerkleAuditLog
+from bastion.audit.query import AuditFilter, AuditQueries, EventPage, EventView
+from bastion.audit.trail import AuditTrail, ConsistencyProof, InclusionProof
+from bastion.audit.verify import VerifyReport
+from bastion.audit.witness import FileWitness, Witness, WitnessError
+from bastion.audit.writer import GroupCommitWriter
 
-__all__ = ["SCHEMA_VERSION", "AuditFilter", "AuditQueries", "EventPage", "EventView", "MerkleAuditLog"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "AuditFilter",
+    "AuditQueries",
+    "AuditTrail",
+    "CheckpointSigner",
+    "ConsistencyProof",
+    "EventPage",
+    "EventView",
+    "FileWitness",
+    "GroupCommitWriter",
+    "InclusionProof",
+    "MerkleAuditLog",
+    "SignedCheckpoint",
+    "VerifyReport",
+    "Witness",
+    "WitnessError",
+]

@@ -32,8 +32,9 @@ def canonical_bytes(event: dict[str, Any]) -> bytes:
     """``event`` maps every name in ``EVENT_FIELDS`` to its value (``occurred_at`` as a datetime)."""
     document = {name: event[name] for name in EVENT_FIELDS}
     document["occurred_at"] = format_time(event["occurred_at"])
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode()
+    return json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 def leaf_hash(data: bytes) -> bytes:

@@ -31,8 +31,10 @@ class MerkleAuditLog:
     def append_many(self, session: Session, records: Sequence[AuditRecord]) -> list[int]:
         """Append ``records`` in order as consecutive leaves; return their sequence numbers."""
         for record in records:
-            _refuse_secrets(record)
-        head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
+            refuse_secrets(record)
+        head = session.execute(
+            select(AuditHead).where(AuditHead.id == 1).with_for_update()
+        ).scalar_one_or_none()
         if head is None:
             raise AuditUnavailable("The audit log is not initialised.", remedy="Run 'bastion init'.")
         frontier = load_frontier(session, head.size)
@@ -52,6 +54,7 @@ class MerkleAuditLog:
 
 
 def load_frontier(session: Session, size: int) -> Frontier:
+    """The frontier of the tree of ``size`` leaves, from O(log n) stored nodes."""
     keys = Frontier.keys_for(size)
     nodes = fetch_nodes(session, keys)
     return Frontier(size, {level: nodes[(level, index)] for level, index in keys})
@@ -82,7 +85,7 @@ def event_row(seq: int, record: AuditRecord) -> dict[str, Any]:
     }
 
 
-def _refuse_secrets(record: AuditRecord) -> None:
+def refuse_secrets(record: AuditRecord) -> None:
     leaks = find_secrets({"reason": record.reason, "details": dict(record.details)})
     if leaks:
         # Refusing is safer than storing: the action rolls back and the bug surfaces in tests.

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
+from bastion.audit.canonical import format_time
 from bastion.core.errors import InvalidInput
 from bastion.spine.context import Context, Resource
 from bastion.spine.interfaces import Outcome
@@ -71,14 +72,18 @@ class EventView:
     purpose: str | None
     data_categories: list[str]
     details: dict[str, Any]
+    leaf_hash: str  # hex; what ``bastion.client.event_leaf_hash`` recomputes from the other fields
 
     @classmethod
     def of(cls, row: AuditEvent) -> EventView:
-        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+        values = {f.name: getattr(row, f.name) for f in fields(cls)}
+        values["leaf_hash"] = row.leaf_hash.hex()
+        return cls(**values)
 
     def as_json(self) -> dict[str, Any]:
+        """JSON with ``occurred_at`` in the canonical form the leaf hash commits to."""
         data = asdict(self)
-        data["occurred_at"] = self.occurred_at.isoformat()
+        data["occurred_at"] = format_time(self.occurred_at)
         return data
 
 
@@ -93,7 +98,7 @@ class AuditQueries:
         self._uow = uow
 
     def search(self, context: Context, query: AuditFilter) -> EventPage:
-        with self._uow.act(context, "audit.read", AUDIT_LOG, details={"filter": query.describe()}) as work:
+        with self._uow.read(context, "audit.read", AUDIT_LOG, details={"filter": query.describe()}) as work:
             rows = work.session.scalars(_statement(query)).all()
             events = [EventView.of(row) for row in rows[: query.limit]]
             work.details["returned"] = len(events)

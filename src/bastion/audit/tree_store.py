@@ -25,19 +25,24 @@ class TreeIntegrityError(BastionError):
 
 
 def fetch_nodes(session: Session, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
-    """Stored hashes for ``keys``: leaves from the events, higher levels (and pruned leaves) from the nodes."""
+    """Stored hashes for ``keys``: leaves from events; higher levels and pruned leaves from nodes."""
     wanted = set(keys)
     found: dict[NodeKey, bytes] = {}
     leaves = sorted(index for level, index in wanted if level == 0)
-    for chunk in _chunks(leaves):
-        rows = session.execute(select(AuditEvent.seq, AuditEvent.leaf_hash).where(AuditEvent.seq.in_(chunk)))
-        found.update({(0, seq): leaf for seq, leaf in rows})
+    for seqs in _chunks(leaves):
+        leaf_rows = session.execute(
+            select(AuditEvent.seq, AuditEvent.leaf_hash).where(AuditEvent.seq.in_(seqs))
+        )
+        found.update({(0, seq): leaf for seq, leaf in leaf_rows})
     rest = sorted(key for key in wanted if key not in found)
-    for chunk in _chunks(rest):
-        condition = or_(*(and_(AuditTreeNode.level == level, AuditTreeNode.idx == index)
-                          for level, index in chunk))
-        rows = session.execute(select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash).where(condition))
-        found.update({(level, index): value for level, index, value in rows})
+    for node_keys in _chunks(rest):
+        condition = or_(
+            *(and_(AuditTreeNode.level == level, AuditTreeNode.idx == index) for level, index in node_keys)
+        )
+        node_rows = session.execute(
+            select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash).where(condition)
+        )
+        found.update({(level, index): value for level, index, value in node_rows})
     missing = wanted - found.keys()
     if missing:
         level, index = min(missing)

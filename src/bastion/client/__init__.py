@@ -5,5 +5,22 @@ pipelines and verifiers without the server. Stable API: ``BastionClient``, ``Bas
 """
 
 from bastion.client.http import BastionAPIError, BastionClient
+from bastion.client.tlog import (
+    Checkpoint,
+    VerificationError,
+    event_leaf_hash,
+    verify_checkpoint,
+    verify_consistency,
+    verify_inclusion,
+)
 
-__all__ = ["BastionAPIError", "BastionClient"]
+__all__ = [
+    "BastionAPIError",
+    "BastionClient",
+    "Checkpoint",
+    "VerificationError",
+    "event_leaf_hash",
+    "verify_checkpoint",
+    "verify_consistency",
+    "verify_inclusion",
+]

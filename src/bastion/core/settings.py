@@ -96,6 +96,18 @@ class Settings(BaseSettings):
     )
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.JSON
+    audit_witness_path: Path | None = Field(
+        default=None,
+        description="Append-only file that witnesses checkpoints; default <state_dir>/audit/witness.jsonl. "
+        "Put it where database administrators cannot rewrite it.",
+    )
+    audit_checkpoint_key_path: Path | None = Field(
+        default=None,
+        description="Ed25519 checkpoint signing key (0600); default <state_dir>/audit/checkpoint.key.",
+    )
+    audit_checkpoint_interval_s: float = Field(
+        default=60.0, gt=0, le=86_400, description="How often the server signs and witnesses a checkpoint."
+    )
     db_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
     db_pool_size: int = Field(default=5, ge=1, le=200)
 
@@ -116,6 +128,14 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{(self.state_dir / 'bastion.db').resolve()}"
+
+    @property
+    def effective_witness_path(self) -> Path:
+        return self.audit_witness_path or self.state_dir / "audit" / "witness.jsonl"
+
+    @property
+    def effective_checkpoint_key_path(self) -> Path:
+        return self.audit_checkpoint_key_path or self.state_dir / "audit" / "checkpoint.key"
 
     @property
     def host_is_loopback(self) -> bool:

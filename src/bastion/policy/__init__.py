@@ -5,7 +5,7 @@ the (principal, action, resource type) triples it was given. There is no allow-a
 Stable API: ``Grant``, ``GrantAuthorizer``, ``local_operator_grants``.
 """
 
-from bastion.policy.defaults import LOCAL_OPERATOR_ACTIONS, local_operator_grants
+from bastion.policy.defaults import LOCAL_OPERATOR_ACTIONS, local_operator_grants, system_grants
 from bastion.policy.grants import Grant, GrantAuthorizer
 
-__all__ = ["LOCAL_OPERATOR_ACTIONS", "Grant", "GrantAuthorizer", "local_operator_grants"]
+__all__ = ["LOCAL_OPERATOR_ACTIONS", "Grant", "GrantAuthorizer", "local_operator_grants", "system_grants"]

@@ -8,16 +8,36 @@ from __future__ import annotations
 from bastion.policy.grants import Grant
 
 # (action, resource type)
-LOCAL_OPERATOR_ACTIONS: tuple[tuple[str, str], ...] = (("audit.read", "audit_log"),)
+LOCAL_OPERATOR_ACTIONS: tuple[tuple[str, str], ...] = (
+    ("audit.read", "audit_log"),
+    ("audit.verify", "audit_log"),
+    ("audit.prove", "audit_log"),
+    ("audit.checkpoint", "audit_log"),
+    ("audit.export", "audit_log"),
+    ("audit.prune", "audit_log"),
+)
+# What Bastion's own background jobs may do, and nothing more.
+SYSTEM_ACTIONS: tuple[tuple[str, str], ...] = (
+    ("audit.checkpoint", "audit_log"),
+    ("audit.export", "audit_log"),
+)
 
 
-def local_operator_grants(principal_id: str) -> list[Grant]:
+def _grants(role: str, principal_id: str, actions: tuple[tuple[str, str], ...]) -> list[Grant]:
     return [
         Grant(
-            id=f"default:local-operator:{action}",
+            id=f"default:{role}:{action}",
             principal_id=principal_id,
             action=action,
             resource_type=resource_type,
         )
-        for action, resource_type in LOCAL_OPERATOR_ACTIONS
+        for action, resource_type in actions
     ]
+
+
+def local_operator_grants(principal_id: str) -> list[Grant]:
+    return _grants("local-operator", principal_id, LOCAL_OPERATOR_ACTIONS)
+
+
+def system_grants(principal_id: str) -> list[Grant]:
+    return _grants("system", principal_id, SYSTEM_ACTIONS)

@@ -6,10 +6,11 @@ Stable API: ``Context``, ``Principal``, ``Resource``, ``UnitOfWork`` and the ``A
 and ``Authenticator`` protocols that the policy, audit and identity packages implement.
 """
 
-from bastion.spine.context import ANONYMOUS, Context, Principal, PrincipalType, Resource
+from bastion.spine.context import ANONYMOUS, SYSTEM, Context, Principal, PrincipalType, Resource
 from bastion.spine.interfaces import (
     AuditLog,
     AuditRecord,
+    AuditWriter,
     Authenticator,
     Authorizer,
     Credentials,
@@ -20,8 +21,10 @@ from bastion.spine.uow import UnitOfWork, Work
 
 __all__ = [
     "ANONYMOUS",
+    "SYSTEM",
     "AuditLog",
     "AuditRecord",
+    "AuditWriter",
     "Authenticator",
     "Authorizer",
     "Context",

@@ -34,6 +34,8 @@ class Principal:
 
 
 ANONYMOUS = Principal(id="anonymous", type=PrincipalType.ANONYMOUS, auth_method="none")
+# Bastion's own background jobs (checkpointing, export). Holds only the grants it is given, like anyone.
+SYSTEM = Principal(id="system:bastion", type=PrincipalType.SERVICE, auth_method="internal")
 
 
 @dataclass(frozen=True, slots=True)

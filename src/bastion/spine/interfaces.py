@@ -58,6 +58,13 @@ class AuditLog(Protocol):
         ...
 
 
+class AuditWriter(Protocol):
+    def append(self, record: AuditRecord) -> int:
+        """Append ``record`` in a transaction of its own (possibly shared with other such records) and
+        return its sequence number once it is durable. Raises ``AuditUnavailable`` on failure."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
     """What a request presented. ``scheme`` is e.g. 'bearer'; the value stays masked."""

@@ -34,7 +34,7 @@ from bastion.core.errors import (
     PermissionDenied,
 )
 from bastion.spine.context import Context, Resource
-from bastion.spine.interfaces import AuditLog, AuditRecord, Authorizer, Decision, Outcome
+from bastion.spine.interfaces import AuditLog, AuditRecord, AuditWriter, Authorizer, Decision, Outcome
 from bastion.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,20 @@ class Work:
 
 
 class UnitOfWork:
-    def __init__(self, database: Database, authorizer: Authorizer, audit: AuditLog, clock: Clock) -> None:
+    def __init__(
+        self,
+        database: Database,
+        authorizer: Authorizer,
+        audit: AuditLog,
+        clock: Clock,
+        writer: AuditWriter | None = None,
+    ) -> None:
         self._database = database
         self._authorizer = authorizer
         self._audit = audit
         self._clock = clock
+        # Records that stand alone (denials, failures, reads) go through group commit when there is a writer.
+        self._writer = writer
 
     @contextmanager
     def act(
@@ -66,24 +75,7 @@ class UnitOfWork:
         details: dict[str, Any] | None = None,
         data_categories: Sequence[str] = (),
     ) -> Iterator[Work]:
-        decision = self._decide(context, action, resource)
-        if not decision.allowed:
-            self._append_alone(
-                self._record(
-                    context,
-                    action,
-                    resource,
-                    Outcome.DENIED,
-                    reason=decision.reason,
-                    policy_ids=decision.policy_ids,
-                    details=details,
-                    data_categories=data_categories,
-                )
-            )
-            if context.principal.is_anonymous:
-                raise AuthenticationRequired(f"Authentication is required to {action}.")
-            raise PermissionDenied(f"Not allowed to {action} on {resource.type} '{resource.id}'.")
-
+        decision = self._authorize_or_refuse(context, action, resource, details, data_categories)
         try:
             with self._database.transaction() as session:
                 work = Work(session, dict(details or {}), set(data_categories))
@@ -102,19 +94,93 @@ class UnitOfWork:
         except AuditUnavailable:
             raise
         except Exception as error:
-            code = error.code if isinstance(error, BastionError) else InternalError.code
-            failure = self._record(
+            self._record_failure(context, action, resource, decision, details, data_categories, error)
+            raise
+
+    def _authorize_or_refuse(
+        self,
+        context: Context,
+        action: str,
+        resource: Resource,
+        details: dict[str, Any] | None,
+        data_categories: Iterable[str],
+    ) -> Decision:
+        decision = self._decide(context, action, resource)
+        if decision.allowed:
+            return decision
+        self._append_alone(
+            self._record(
                 context,
                 action,
                 resource,
-                Outcome.ERROR,
-                reason=code,
+                Outcome.DENIED,
+                reason=decision.reason,
                 policy_ids=decision.policy_ids,
                 details=details,
                 data_categories=data_categories,
             )
-            self._append_alone(failure, suppress=True)
+        )
+        if context.principal.is_anonymous:
+            raise AuthenticationRequired(f"Authentication is required to {action}.")
+        raise PermissionDenied(f"Not allowed to {action} on {resource.type} '{resource.id}'.")
+
+    def _record_failure(
+        self,
+        context: Context,
+        action: str,
+        resource: Resource,
+        decision: Decision,
+        details: dict[str, Any] | None,
+        data_categories: Iterable[str],
+        error: Exception,
+    ) -> None:
+        if isinstance(error, AuditUnavailable):
+            return  # the audit log itself failed; recording that there would fail the same way
+        code = error.code if isinstance(error, BastionError) else InternalError.code
+        failure = self._record(
+            context,
+            action,
+            resource,
+            Outcome.ERROR,
+            reason=code,
+            policy_ids=decision.policy_ids,
+            details=details,
+            data_categories=data_categories,
+        )
+        self._append_alone(failure, suppress=True)
+
+    @contextmanager
+    def read(
+        self,
+        context: Context,
+        action: str,
+        resource: Resource,
+        *,
+        details: dict[str, Any] | None = None,
+    ) -> Iterator[Work]:
+        """Like ``act`` for actions that only read: the body runs on a snapshot that blocks no writer, and
+        its ``allowed`` record is appended (durably) after it, before the caller sees the result. A failed
+        append raises ``AuditUnavailable``, so nothing is revealed without its audit record."""
+        decision = self._authorize_or_refuse(context, action, resource, details, ())
+        try:
+            with self._database.read() as session:
+                work = Work(session, dict(details or {}))
+                yield work
+        except Exception as error:
+            self._record_failure(context, action, resource, decision, details, (), error)
             raise
+        self._append_alone(
+            self._record(
+                context,
+                action,
+                resource,
+                Outcome.ALLOWED,
+                reason=decision.reason,
+                policy_ids=decision.policy_ids,
+                details=work.details,
+                data_categories=work.data_categories,
+            )
+        )
 
     def refuse(self, context: Context, action: str, resource: Resource, reason: str) -> None:
         """Audit a refusal that happened before authorization (e.g. credentials that did not verify)."""
@@ -164,8 +230,11 @@ class UnitOfWork:
     def _append_alone(self, record: AuditRecord, *, suppress: bool = False) -> None:
         """Record an outcome in a transaction of its own (denials and failures, whose action rolled back)."""
         try:
-            with self._database.transaction() as session:
-                self._append(session, record)
+            if self._writer is not None:
+                self._writer.append(record)
+            else:
+                with self._database.transaction() as session:
+                    self._append(session, record)
         except BastionError:
             if not suppress:
                 raise

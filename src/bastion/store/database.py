@@ -41,13 +41,31 @@ class Database:
         self.dialect = parsed.get_backend_name()
         self.engine = _create_engine(parsed, busy_timeout_ms, pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads take a deferred transaction on SQLite: a WAL snapshot that never blocks writers.
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(bastion_read_only=True), expire_on_commit=False
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session in one transaction: committed when the block ends, rolled back if it raises."""
-        try:
-            with self._sessions() as session, session.begin():
+        with self._translated_errors(), self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A consistent read-only snapshot that does not block writers; anything written is rolled back."""
+        with self._translated_errors(), self._read_sessions() as session:
+            session.begin()
+            try:
                 yield session
+            finally:
+                session.rollback()
+
+    @contextmanager
+    def _translated_errors(self) -> Iterator[None]:
+        try:
+            yield
         except exc.OperationalError as error:
             if _is_connectivity(error):
                 raise StoreUnavailable("The database is unavailable.") from error
@@ -110,6 +128,7 @@ def _create_sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get("bastion_read_only", False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

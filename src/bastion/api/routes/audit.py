@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from bastion.api.deps import RequestContext
 from bastion.audit.query import MAX_PAGE, AuditFilter
@@ -19,7 +19,7 @@ class AuditEventOut(BaseModel):
     seq: int
     event_id: str
     schema_version: int
-    occurred_at: datetime
+    occurred_at: str = Field(description="RFC 3339 UTC with microseconds, as the leaf hash commits to it")
     actor_id: str
     actor_type: str
     auth_method: str
@@ -35,6 +35,7 @@ class AuditEventOut(BaseModel):
     purpose: str | None
     data_categories: list[str]
     details: dict[str, Any]
+    leaf_hash: str
 
 
 class AuditEventPage(BaseModel):

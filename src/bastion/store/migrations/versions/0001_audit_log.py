@@ -148,17 +148,39 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("sink", name="pk_audit_export_cursors"),
     )
     # Each log gets its own origin, the name its checkpoints are signed under (C2SP tlog-checkpoint).
-    empty_root = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")  # SHA-256("")
-    op.bulk_insert(head, [{"id": 1, "origin": f"bastion.local/audit/{secrets.token_hex(8)}", "size": 0,
-                           "root_hash": empty_root, "pruned_below": 0}])
+    empty_root = bytes.fromhex(
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    )  # SHA-256("")
+    op.bulk_insert(
+        head,
+        [
+            {
+                "id": 1,
+                "origin": f"bastion.local/audit/{secrets.token_hex(8)}",
+                "size": 0,
+                "root_hash": empty_root,
+                "pruned_below": 0,
+            }
+        ],
+    )
     guards = _POSTGRES_GUARDS if op.get_bind().dialect.name == "postgresql" else _SQLITE_GUARDS
     for statement in guards:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for table in ("audit_export_cursors", "audit_checkpoints", "audit_head", "audit_tree_nodes", "audit_events"):
+    for table in (
+        "audit_export_cursors",
+        "audit_checkpoints",
+        "audit_head",
+        "audit_tree_nodes",
+        "audit_events",
+    ):
         op.execute(f"DROP TABLE {table}")
     if op.get_bind().dialect.name == "postgresql":
-        for function in ("bastion_audit_append_only", "bastion_audit_prune_only", "bastion_audit_head_forward"):
+        for function in (
+            "bastion_audit_append_only",
+            "bastion_audit_prune_only",
+            "bastion_audit_head_forward",
+        ):
             op.execute(f"DROP FUNCTION {function}()")

@@ -1,0 +1,209 @@
+"""The audit trail's own operations: signed checkpoints published to the witness, and proofs.
+
+Every method is an authorized, audited action (``audit.checkpoint``, ``audit.prove``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from bastion.audit.checkpoints import CheckpointSigner, SignedCheckpoint
+from bastion.audit.merkle import consistency_path, inclusion_path, range_hash
+from bastion.audit.query import AUDIT_LOG, EventView
+from bastion.audit.tree_store import with_nodes
+from bastion.audit.verify import VerifyReport, verify_log
+from bastion.audit.witness import Witness
+from bastion.core.clock import Clock
+from bastion.core.errors import InvalidInput, NotFound
+from bastion.spine.context import Context
+from bastion.spine.uow import UnitOfWork
+from bastion.store.database import Database
+from bastion.store.tables import AuditCheckpoint, AuditEvent, AuditHead
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    seq: int
+    leaf_hash: bytes
+    tree_size: int
+    root_hash: bytes
+    path: list[bytes]
+    checkpoint: str
+    event: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "leaf_hash": self.leaf_hash.hex(),
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash.hex(),
+            "path": [node.hex() for node in self.path],
+            "checkpoint": self.checkpoint,
+            "event": self.event,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyProof:
+    first: int
+    second: int
+    first_root: bytes
+    second_root: bytes
+    path: list[bytes]
+    first_checkpoint: str | None
+    second_checkpoint: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "first": self.first,
+            "second": self.second,
+            "first_root": self.first_root.hex(),
+            "second_root": self.second_root.hex(),
+            "path": [node.hex() for node in self.path],
+            "first_checkpoint": self.first_checkpoint,
+            "second_checkpoint": self.second_checkpoint,
+        }
+
+
+class AuditTrail:
+    def __init__(
+        self,
+        database: Database,
+        uow: UnitOfWork,
+        signer: CheckpointSigner,
+        witness: Witness | None,
+        clock: Clock,
+    ) -> None:
+        self._database = database
+        self._uow = uow
+        self._signer = signer
+        self._witness = witness
+        self._clock = clock
+
+    def origin(self) -> str:
+        with self._database.read() as session:
+            return _origin(session)
+
+    def verifier_key(self) -> str:
+        """The public ``name+id+key`` string auditors pin to check checkpoints (not secret)."""
+        return self._signer.verifier_key(self.origin())
+
+    def checkpoint(self, context: Context) -> SignedCheckpoint:
+        """Sign the current tree head (or reuse the checkpoint of an unchanged log) and witness it."""
+        with self._uow.act(context, "audit.checkpoint", AUDIT_LOG) as work:
+            head = work.session.execute(
+                select(AuditHead).where(AuditHead.id == 1).with_for_update()
+            ).scalar_one()
+            existing = work.session.get(AuditCheckpoint, head.size)
+            if existing is not None:
+                signed = SignedCheckpoint(
+                    existing.tree_size, existing.root_hash, existing.note, existing.created_at
+                )
+            else:
+                note = self._signer.sign(head.origin, head.size, head.root_hash)
+                signed = SignedCheckpoint(head.size, head.root_hash, note, self._clock.now())
+                work.session.execute(
+                    insert(AuditCheckpoint).values(
+                        tree_size=signed.size,
+                        root_hash=signed.root_hash,
+                        note=note,
+                        created_at=signed.created_at,
+                    )
+                )
+            work.details["tree_size"] = signed.size
+        self._publish(signed)
+        return signed
+
+    def _publish(self, signed: SignedCheckpoint) -> None:
+        if self._witness is None or signed.size == 0:
+            return
+        last = self._witness.latest()
+        proof: list[bytes] = []
+        if last is not None and 0 < last.checkpoint.size < signed.size:
+            with self._database.read() as session:
+                proof = with_nodes(
+                    session, lambda get: consistency_path(get, last.checkpoint.size, signed.size)
+                )
+        self._witness.publish(signed.note, proof, self.verifier_key())
+
+    def verify(self, context: Context) -> VerifyReport:
+        """Recompute the whole log and check it against every checkpoint and the witness."""
+        with self._uow.read(context, "audit.verify", AUDIT_LOG) as work:
+            report = verify_log(work.session, self._signer.verifier_key(_origin(work.session)), self._witness)
+            work.details.update(
+                {"ok": report.ok, "tree_size": report.tree_size, "first_bad_seq": report.first_bad_seq}
+            )
+        return report
+
+    def prove_inclusion(self, context: Context, seq: int, tree_size: int | None = None) -> InclusionProof:
+        """The path from event ``seq`` to the root of a checkpointed tree (the latest one, by default)."""
+        if seq < 0:
+            raise InvalidInput("seq must not be negative.")
+        with self._uow.read(context, "audit.prove", AUDIT_LOG, details={"seq": seq}) as work:
+            checkpoint = _covering_checkpoint(work.session, seq + 1, tree_size)
+            row = work.session.get(AuditEvent, seq)
+            if row is None:
+                raise NotFound(f"Audit event {seq} does not exist (or was pruned).")
+            path = with_nodes(work.session, lambda get: inclusion_path(get, seq, checkpoint.tree_size))
+        return InclusionProof(
+            seq=seq,
+            leaf_hash=row.leaf_hash,
+            tree_size=checkpoint.tree_size,
+            root_hash=checkpoint.root_hash,
+            path=path,
+            checkpoint=checkpoint.note,
+            event=EventView.of(row).as_json(),
+        )
+
+    def prove_consistency(self, context: Context, first: int, second: int) -> ConsistencyProof:
+        """Proof that the tree of size ``second`` extends the tree of size ``first``."""
+        if not 0 < first <= second:
+            raise InvalidInput("Consistency needs 0 < from <= to.")
+        details = {"first": first, "second": second}
+        with self._uow.read(context, "audit.prove", AUDIT_LOG, details=details) as work:
+            size = work.session.execute(select(AuditHead.size).where(AuditHead.id == 1)).scalar_one()
+            if second > size:
+                raise InvalidInput(f"The log has only {size} events.")
+            path = with_nodes(work.session, lambda get: consistency_path(get, first, second))
+            first_root = with_nodes(work.session, lambda get: range_hash(get, 0, first))
+            second_root = with_nodes(work.session, lambda get: range_hash(get, 0, second))
+            notes = dict(
+                work.session.execute(
+                    select(AuditCheckpoint.tree_size, AuditCheckpoint.note).where(
+                        AuditCheckpoint.tree_size.in_([first, second])
+                    )
+                ).tuples()
+            )
+        return ConsistencyProof(
+            first=first,
+            second=second,
+            first_root=first_root,
+            second_root=second_root,
+            path=path,
+            first_checkpoint=notes.get(first),
+            second_checkpoint=notes.get(second),
+        )
+
+
+def _covering_checkpoint(session: Session, minimum_size: int, tree_size: int | None) -> AuditCheckpoint:
+    if tree_size is not None:
+        checkpoint = session.get(AuditCheckpoint, tree_size)
+        if checkpoint is None:
+            raise NotFound(f"There is no checkpoint at tree size {tree_size}.")
+        if checkpoint.tree_size < minimum_size:
+            raise InvalidInput(f"The checkpoint at size {tree_size} does not cover that event.")
+        return checkpoint
+    latest = session.execute(
+        select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
+    ).scalar()
+    if latest is None or latest.tree_size < minimum_size:
+        raise NotFound("No checkpoint covers that event yet.", remedy="Run 'bastion audit checkpoint'.")
+    return latest
+
+
+def _origin(session: Session) -> str:
+    return session.execute(select(AuditHead.origin).where(AuditHead.id == 1)).scalar_one()

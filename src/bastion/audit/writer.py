@@ -1,0 +1,104 @@
+"""Group commit for audit records that are not part of an action's transaction.
+
+Denials, reads, refusals and (later) inference events carry no other data, so many of them can share one
+transaction — one fsync — without weakening anything: each caller blocks until the transaction holding its
+record has committed, so an acknowledged event is durable. Batching is natural rather than timed: while one
+batch commits, the next one queues up, so a lone caller pays one commit and a crowd shares them.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+
+from bastion.audit.log import MerkleAuditLog, refuse_secrets
+from bastion.core.errors import AuditUnavailable
+from bastion.spine.interfaces import AuditRecord
+from bastion.store.database import Database
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+DEFAULT_MAX_BATCH = 2000
+ACK_TIMEOUT_SECONDS = 30.0
+
+
+class GroupCommitWriter:
+    def __init__(
+        self, database: Database, audit_log: MerkleAuditLog, *, max_batch: int = DEFAULT_MAX_BATCH
+    ) -> None:
+        self._database = database
+        self._log = audit_log
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, record: AuditRecord) -> Future[int]:
+        """Queue ``record``; the future resolves to its sequence number once it is durable."""
+        refuse_secrets(record)  # here, so one bad record fails its own caller and not the whole batch
+        future: Future[int] = Future()
+        with self._lock:
+            if self._closed:
+                raise AuditUnavailable("The audit writer is shut down.")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="bastion-audit-writer", daemon=True)
+                self._thread.start()
+            self._queue.put((record, future))
+        return future
+
+    def append(self, record: AuditRecord, timeout: float = ACK_TIMEOUT_SECONDS) -> int:
+        """Append durably and return the sequence number (blocks until committed)."""
+        try:
+            return self.submit(record).result(timeout)
+        except TimeoutError as error:
+            raise AuditUnavailable("The audit log did not acknowledge the record in time.") from error
+
+    def close(self) -> None:
+        """Commit everything queued, then stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._commit(batch)  # type: ignore[arg-type]
+
+    def _commit(self, batch: list[tuple[AuditRecord, Future[int]]]) -> None:
+        try:
+            with self._database.transaction() as session:
+                seqs = self._log.append_many(session, [record for record, _ in batch])
+        except Exception as error:
+            log.exception("audit batch of %d records failed", len(batch))
+            failure = (
+                error
+                if isinstance(error, AuditUnavailable)
+                else AuditUnavailable("The audit log could not store the record.")
+            )
+            for _, future in batch:
+                future.set_exception(failure)
+            return
+        for (_, future), seq in zip(batch, seqs, strict=True):
+            future.set_result(seq)
