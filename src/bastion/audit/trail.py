@@ -18,7 +18,7 @@ from bastion.audit.tree_store import with_nodes
 from bastion.audit.verify import VerifyReport, verify_log
 from bastion.audit.witness import Witness
 from bastion.core.clock import Clock
-from bastion.core.errors import InvalidInput, NotFound
+from bastion.core.errors import AuditUnavailable, InvalidInput, NotFound
 from bastion.spine.context import Context
 from bastion.spine.uow import UnitOfWork
 from bastion.store.database import Database
@@ -131,13 +131,29 @@ class AuditTrail:
         self._witness.publish(signed.note, proof, self.verifier_key())
 
     def verify(self, context: Context) -> VerifyReport:
-        """Recompute the whole log and check it against every checkpoint and the witness."""
-        with self._uow.read(context, "audit.verify", AUDIT_LOG) as work:
-            report = verify_log(work.session, self._signer.verifier_key(_origin(work.session)), self._witness)
-            work.details.update(
-                {"ok": report.ok, "tree_size": report.tree_size, "first_bad_seq": report.first_bad_seq}
-            )
-        return report
+        """Recompute the whole log and check it against every checkpoint and the witness.
+
+        A damaged log may refuse the audit record of this very verification (an attacker can plant a row
+        where the next event must go); the report is still returned then, with that failure as a finding,
+        because blocking verification is exactly what such an attacker would want.
+        """
+        reports: list[VerifyReport] = []
+        try:
+            with self._uow.read(context, "audit.verify", AUDIT_LOG) as work:
+                key = self._signer.verifier_key(_origin(work.session))
+                reports.append(verify_log(work.session, key, self._witness))
+                work.details.update(
+                    {
+                        "ok": reports[0].ok,
+                        "tree_size": reports[0].tree_size,
+                        "first_bad_seq": reports[0].first_bad_seq,
+                    }
+                )
+        except AuditUnavailable as error:
+            if not reports:
+                raise
+            reports[0].fail(f"this verification could not be recorded in the audit log: {error.message}")
+        return reports[0]
 
     def prove_inclusion(self, context: Context, seq: int, tree_size: int | None = None) -> InclusionProof:
         """The path from event ``seq`` to the root of a checkpointed tree (the latest one, by default)."""
@@ -149,15 +165,15 @@ class AuditTrail:
             if row is None:
                 raise NotFound(f"Audit event {seq} does not exist (or was pruned).")
             path = with_nodes(work.session, lambda get: inclusion_path(get, seq, checkpoint.tree_size))
-        return InclusionProof(
-            seq=seq,
-            leaf_hash=row.leaf_hash,
-            tree_size=checkpoint.tree_size,
-            root_hash=checkpoint.root_hash,
-            path=path,
-            checkpoint=checkpoint.note,
-            event=EventView.of(row).as_json(),
-        )
+            return InclusionProof(
+                seq=seq,
+                leaf_hash=row.leaf_hash,
+                tree_size=checkpoint.tree_size,
+                root_hash=checkpoint.root_hash,
+                path=path,
+                checkpoint=checkpoint.note,
+                event=EventView.of(row).as_json(),
+            )
 
     def prove_consistency(self, context: Context, first: int, second: int) -> ConsistencyProof:
         """Proof that the tree of size ``second`` extends the tree of size ``first``."""
@@ -171,13 +187,12 @@ class AuditTrail:
             path = with_nodes(work.session, lambda get: consistency_path(get, first, second))
             first_root = with_nodes(work.session, lambda get: range_hash(get, 0, first))
             second_root = with_nodes(work.session, lambda get: range_hash(get, 0, second))
-            notes = dict(
-                work.session.execute(
-                    select(AuditCheckpoint.tree_size, AuditCheckpoint.note).where(
-                        AuditCheckpoint.tree_size.in_([first, second])
-                    )
-                ).tuples()
+            rows = work.session.execute(
+                select(AuditCheckpoint.tree_size, AuditCheckpoint.note).where(
+                    AuditCheckpoint.tree_size.in_([first, second])
+                )
             )
+            notes = {int(size): str(note) for size, note in rows.all()}
         return ConsistencyProof(
             first=first,
             second=second,

@@ -29,6 +29,7 @@ from bastion.client.tlog import VerificationError, verify_checkpoint
 from bastion.store.tables import AuditCheckpoint, AuditEvent, AuditHead
 
 _BATCH = 5000
+_MAX_REPORTED = 20
 
 
 @dataclass
@@ -44,9 +45,13 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def fail(self, problem: str, seq: int | None = None) -> None:
+    def fail(self, problem: str, seq: int | None = None, *, precise: bool = True) -> None:
+        """Record a problem. A ``precise`` seq names the bad event itself; an imprecise one only the start
+        of a range known to hold it, and is kept only when nothing more precise was found."""
         self.problems.append(problem)
-        if seq is not None and (self.first_bad_seq is None or seq < self.first_bad_seq):
+        if seq is None:
+            return
+        if self.first_bad_seq is None or (precise and seq < self.first_bad_seq):
             self.first_bad_seq = seq
 
     def as_json(self) -> dict[str, Any]:
@@ -70,29 +75,52 @@ def verify_log(session: Session, verifier_key: str, witness: Witness | None) -> 
     frontier = _starting_frontier(session, head.pruned_below, stored, verifier_key, report)
     if frontier is None:
         return report
-    roots: dict[int, bytes] = {}
-    if frontier.size in targets:
-        roots[frontier.size] = frontier.root()
-    expected = frontier.size
-    statement = select(AuditEvent).where(AuditEvent.seq >= head.pruned_below).order_by(AuditEvent.seq)
-    for row in session.execute(statement.execution_options(yield_per=_BATCH)).scalars():
-        if row.seq != expected:
-            report.fail(f"event {expected} is missing (next present is {row.seq})", expected)
-            break
-        recomputed = leaf_hash(canonical_bytes({name: getattr(row, name) for name in EVENT_FIELDS}))
-        if recomputed != row.leaf_hash:
-            report.fail(f"event {row.seq} does not match its leaf hash (altered, inserted or moved)", row.seq)
-            break
-        frontier.append(recomputed)
-        expected += 1
-        report.events_checked += 1
-        if frontier.size in targets:
-            roots[frontier.size] = frontier.root()
+    roots: dict[int, bytes] = {frontier.size: frontier.root()} if frontier.size in targets else {}
+    gap = _recompute(session, head.pruned_below, frontier, targets, roots, report)
     report.tree_size = frontier.size
+    if gap:
+        return report  # everything past a missing event is a consequence of it, not news
     _check_head(head, frontier, report)
     _check_stored(stored, roots, frontier.size, verifier_key, report)
     _check_witnessed(witnessed, roots, frontier.size, report)
     return report
+
+
+def _recompute(
+    session: Session,
+    start: int,
+    frontier: Frontier,
+    targets: set[int],
+    roots: dict[int, bytes],
+    report: VerifyReport,
+) -> bool:
+    """Stream the events into ``frontier``; record roots at ``targets``. True if an event is missing."""
+    statement = select(AuditEvent).where(AuditEvent.seq >= start).order_by(AuditEvent.seq)
+    rows = session.execute(statement.execution_options(yield_per=_BATCH)).scalars()
+    mismatched = 0
+    try:
+        for row in rows:
+            if row.seq != frontier.size:
+                report.fail(f"event {frontier.size} is missing (next present is {row.seq})", frontier.size)
+                return True
+            recomputed = leaf_hash(canonical_bytes({name: getattr(row, name) for name in EVENT_FIELDS}))
+            if recomputed != row.leaf_hash:
+                mismatched += 1
+                if mismatched <= _MAX_REPORTED:
+                    report.fail(
+                        f"event {row.seq} does not match its leaf hash (altered, inserted or moved)", row.seq
+                    )
+            # Go on with the stored hash: every altered row gets named, and the checkpoints still judge the
+            # stored hashes, which catches rows rewritten together with their leaf hash.
+            frontier.append(row.leaf_hash)
+            report.events_checked += 1
+            if frontier.size in targets:
+                roots[frontier.size] = frontier.root()
+    finally:
+        rows.close()  # a server-side cursor on PostgreSQL
+    if mismatched > _MAX_REPORTED:
+        report.fail(f"... and {mismatched - _MAX_REPORTED} more events that do not match their leaf hash")
+    return False
 
 
 def _starting_frontier(
@@ -163,6 +191,7 @@ def _check_stored(
             report.fail(
                 f"events {previous}..{tree_size - 1} do not match the checkpoint at size {tree_size}",
                 previous,
+                precise=False,
             )
         previous = tree_size
 
@@ -179,5 +208,6 @@ def _check_witnessed(
             report.fail(
                 f"history was rewritten: the log does not match the witnessed tree of size {tree_size}",
                 previous,
+                precise=False,
             )
         previous = tree_size

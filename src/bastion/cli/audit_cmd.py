@@ -6,12 +6,14 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bastion.app.container import operator_context
 from bastion.audit import AuditFilter
 from bastion.cli.common import ConfigOption, JsonOption, operator_session, settings_from
-from bastion.cli.output import emit_json, out
+from bastion.cli.output import emit_json, err, out
+from bastion.core.errors import ExitCode
 from bastion.spine import Outcome
 
 app = typer.Typer(help="Read the audit log.", no_args_is_help=True)
@@ -66,3 +68,78 @@ def search(
     out.print(table)
     if page.next_after_seq is not None:
         out.print(f"More: --after-seq {page.next_after_seq}")
+
+
+@app.command("verify")
+def verify(config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Recompute the log from its leaves; check every checkpoint and the witness. Exit 10 if tampered."""
+    with operator_session(settings_from(config)) as bastion:
+        report = bastion.trail.verify(operator_context())
+    if json:
+        emit_json(report.as_json())
+    elif report.ok:
+        out.print(
+            f"OK: {report.events_checked} events, {report.checkpoints_checked} checkpoints, "
+            f"{report.witnessed_checked} witnessed checkpoints verified (tree size {report.tree_size})."
+        )
+    else:
+        err.print(f"[bold red]TAMPERED[/]: first bad sequence number: {report.first_bad_seq}")
+        for problem in report.problems:
+            err.print(f"  - {escape(problem)}")
+    if not report.ok:
+        raise typer.Exit(int(ExitCode.FINDING))
+
+
+@app.command("checkpoint")
+def checkpoint(config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Sign the current tree head now and publish it to the witness."""
+    with operator_session(settings_from(config)) as bastion:
+        signed = bastion.trail.checkpoint(operator_context())
+    if json:
+        emit_json({"tree_size": signed.size, "root_hash": signed.root_hash.hex(), "note": signed.note})
+    else:
+        out.print(signed.note, end="", markup=False)
+
+
+@app.command("key")
+def key(config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Print the verifier key that checks this log's checkpoints (public; pin it in your verifier)."""
+    with operator_session(settings_from(config)) as bastion:
+        verifier_key = bastion.trail.verifier_key()
+    if json:
+        emit_json({"verifier_key": verifier_key})
+    else:
+        out.print(verifier_key, markup=False)
+
+
+@app.command("prove")
+def prove(
+    seq: Annotated[int, typer.Option("--seq", min=0, help="Sequence number of the event.")],
+    tree_size: Annotated[
+        int | None,
+        typer.Option(
+            "--tree-size", min=1, help="Checkpoint size to prove against (default: the latest checkpoint)."
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Print an inclusion proof of event SEQ against a signed checkpoint (always JSON)."""
+    del json  # a proof is data for a verifier: always JSON
+    with operator_session(settings_from(config)) as bastion:
+        proof = bastion.trail.prove_inclusion(operator_context(), seq, tree_size)
+    emit_json(proof.as_json())
+
+
+@app.command("consistency")
+def consistency(
+    first: Annotated[int, typer.Option("--from", min=1, help="The older tree size.")],
+    second: Annotated[int, typer.Option("--to", min=1, help="The newer tree size.")],
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Print a consistency proof that the tree of size TO extends the tree of size FROM (always JSON)."""
+    del json
+    with operator_session(settings_from(config)) as bastion:
+        proof = bastion.trail.prove_consistency(operator_context(), first, second)
+    emit_json(proof.as_json())

@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     # Everything Bastion writes (database, keys, certificates) is for its owner only.
     os.umask(0o077)
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode, click returns the code of a typer.Exit instead of raising it.
+        result = app(args=argv, standalone_mode=False)
     except BastionError as error:
         _report(error.code, error.diagnostics(), error.message, error.remedy)
         return int(error.exit_code)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         )
         return int(ExitCode.INTERNAL)
-    return int(ExitCode.OK)
+    return result if isinstance(result, int) else int(ExitCode.OK)
 
 
 def _report(code: str, text: str, message: str, remedy: str) -> None:
