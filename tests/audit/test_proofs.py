@@ -72,4 +72,4 @@ def test_checkpoint_of_an_unchanged_log_is_reused(system: Bastion, clock: Frozen
     # the checkpoint action itself appended an audit event, so the next one is a new tree head
     second = system.trail.checkpoint(OPERATOR())
     assert second.size == 4
-    assert len(system.trail._witness.checkpoints()) == 2  # type: ignore[union-attr]  # noqa: SLF001
+    assert len(system.trail._witness.checkpoints()) == 2  # type: ignore[union-attr]

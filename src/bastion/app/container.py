@@ -17,6 +17,7 @@ from bastion.audit import (
     GroupCommitWriter,
     MerkleAuditLog,
 )
+from bastion.audit.export import Exporter, build_sink
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.settings import Settings
 from bastion.policy import Grant, GrantAuthorizer, system_grants
@@ -34,6 +35,7 @@ class Bastion:
     uow: UnitOfWork
     audit: AuditQueries
     trail: AuditTrail
+    exporter: Exporter
     authenticator: NoCredentialsAuthenticator
 
     def api(self) -> FastAPI:
@@ -44,6 +46,7 @@ class Bastion:
         )
 
     def close(self) -> None:
+        self.exporter.close()
         self.writer.close()  # commits whatever is queued before the database goes
         self.database.dispose()
 
@@ -70,6 +73,7 @@ def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | No
         uow=uow,
         audit=AuditQueries(uow),
         trail=AuditTrail(database, uow, signer, witness, clock),
+        exporter=Exporter(database, uow, [build_sink(sink) for sink in settings.audit_sinks], clock),
         authenticator=NoCredentialsAuthenticator(),
     )
 

@@ -77,9 +77,19 @@ def serve(settings: Settings, target: ServeTarget) -> None:
         ssl_certfile=target.tls.server_cert if target.tls else None,
         ssl_keyfile=target.tls.server_key if target.tls else None,
     )
+    exporter = PeriodicJob(
+        "export",
+        settings.audit_export_interval_s,
+        lambda: bastion.exporter.run_once(system_context("audit-export")),
+    )
     checkpointer.start()
+    exporter.start()
     try:
         uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        # uvicorn re-raises the SIGINT it handled once it has shut down gracefully: that is a clean exit.
+        log.info("shut down on interrupt")
     finally:
         checkpointer.stop()  # a last checkpoint, so a clean shutdown leaves the whole log witnessed
+        exporter.stop()  # and a last delivery to the SIEMs
         bastion.close()

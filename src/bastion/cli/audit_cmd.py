@@ -143,3 +143,20 @@ def consistency(
     with operator_session(settings_from(config)) as bastion:
         proof = bastion.trail.prove_consistency(operator_context(), first, second)
     emit_json(proof.as_json())
+
+
+@app.command("export")
+def export(config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Deliver pending audit events to every configured SIEM sink once (the server does this continuously)."""
+    with operator_session(settings_from(config)) as bastion:
+        statuses = bastion.exporter.run_once(operator_context())
+    if json:
+        emit_json([vars(status) for status in statuses])
+    else:
+        if not statuses:
+            out.print("No audit sinks are configured (audit_sinks in bastion.toml).")
+        for status in statuses:
+            state = f"failing: {escape(status.error)}" if status.error else "ok"
+            out.print(f"{status.name}: delivered {status.delivered}, next seq {status.next_seq}, {state}")
+    if any(status.error for status in statuses):
+        raise typer.Exit(int(ExitCode.UNAVAILABLE))

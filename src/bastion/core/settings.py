@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from bastion.core.errors import ConfigError
 from bastion.core.logs import LogFormat
+from bastion.core.sink_settings import SinkSettings
 
 ENV_PREFIX = "BASTION_"
 CONFIG_ENV = "BASTION_CONFIG"
@@ -108,6 +109,11 @@ class Settings(BaseSettings):
     audit_checkpoint_interval_s: float = Field(
         default=60.0, gt=0, le=86_400, description="How often the server signs and witnesses a checkpoint."
     )
+    audit_sinks: list[SinkSettings] = Field(
+        default_factory=list,
+        description="SIEM sinks ([[bastion.audit_sinks]] tables, or JSON in the env var).",
+    )
+    audit_export_interval_s: float = Field(default=5.0, gt=0, le=3600, description="How often sinks are fed.")
     db_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
     db_pool_size: int = Field(default=5, ge=1, le=200)
 
@@ -224,6 +230,8 @@ def display_settings(settings: Settings) -> dict[str, Any]:
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
             shown[name] = "**********"
+        elif name == "audit_sinks":
+            shown[name] = [sink.model_dump(mode="json") for sink in value]  # tokens dump as "**********"
         elif isinstance(value, Path):
             shown[name] = str(value)
         else:
