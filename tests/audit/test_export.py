@@ -241,9 +241,7 @@ def test_ocsf_json_lines(system: Bastion, clock: FrozenClock, tmp_path: Path) ->
             assert line["resources"] == [{"type": event["resource_type"], "uid": event["resource_id"]}]
     classes = {line["class_uid"] for line in lines}
     assert classes == {3002, 6003}
-    read = next(
-        line for line, event in pairs(lines, expected) if event["action"] == "dataset.read"
-    )
+    read = next(line for line, event in pairs(lines, expected) if event["action"] == "dataset.read")
     assert read["activity_id"] == 2  # Read
 
 

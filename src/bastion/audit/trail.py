@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from bastion.audit.checkpoints import CheckpointSigner, SignedCheckpoint
 from bastion.audit.merkle import consistency_path, inclusion_path, range_hash
 from bastion.audit.query import AUDIT_LOG, EventView
+from bastion.audit.retention import PrunePlan, prune
 from bastion.audit.tree_store import with_nodes
 from bastion.audit.verify import VerifyReport, verify_log
 from bastion.audit.witness import Witness
@@ -155,6 +156,10 @@ class AuditTrail:
             reports[0].fail(f"this verification could not be recorded in the audit log: {error.message}")
         return reports[0]
 
+    def prune(self, context: Context, before: int, *, dry_run: bool = False) -> PrunePlan:
+        """Remove events ``[0, before)``; ``before`` must be the size of a stored checkpoint."""
+        return prune(self._uow, context, before, dry_run=dry_run)
+
     def prove_inclusion(self, context: Context, seq: int, tree_size: int | None = None) -> InclusionProof:
         """The path from event ``seq`` to the root of a checkpointed tree (the latest one, by default)."""
         if seq < 0:
@@ -179,6 +184,12 @@ class AuditTrail:
         """Proof that the tree of size ``second`` extends the tree of size ``first``."""
         if not 0 < first <= second:
             raise InvalidInput("Consistency needs 0 < from <= to.")
+        with self._database.read() as session:
+            pruned_below = session.execute(select(AuditHead.pruned_below)).scalar_one()
+        if first < pruned_below:
+            raise InvalidInput(
+                f"Events below {pruned_below} were pruned; prove consistency from {pruned_below} on."
+            )
         details = {"first": first, "second": second}
         with self._uow.read(context, "audit.prove", AUDIT_LOG, details=details) as work:
             size = work.session.execute(select(AuditHead.size).where(AuditHead.id == 1)).scalar_one()

@@ -160,3 +160,25 @@ def export(config: ConfigOption = None, json: JsonOption = False) -> None:
             out.print(f"{status.name}: delivered {status.delivered}, next seq {status.next_seq}, {state}")
     if any(status.error for status in statuses):
         raise typer.Exit(int(ExitCode.UNAVAILABLE))
+
+
+@app.command("prune")
+def prune_events(
+    before: Annotated[
+        int,
+        typer.Option(
+            "--before", min=1, help="Remove events below this tree size (must be a checkpoint's size)."
+        ),
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would go; change nothing.")] = False,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Prune old events behind a retained checkpoint; the log stays verifiable."""
+    with operator_session(settings_from(config)) as bastion:
+        plan = bastion.trail.prune(operator_context(), before, dry_run=dry_run)
+    if json:
+        emit_json({"before": plan.before, "events": plan.events, "dry_run": plan.dry_run})
+    else:
+        verb = "Would remove" if plan.dry_run else "Removed"
+        out.print(f"{verb} {plan.events} events below {plan.before}.")
