@@ -24,6 +24,10 @@ EVENT_FIELDS = (
 )  # fmt: skip
 
 
+# Built once: json.dumps with keyword arguments constructs a new encoder on every call.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -32,9 +36,7 @@ def canonical_bytes(event: dict[str, Any]) -> bytes:
     """``event`` maps every name in ``EVENT_FIELDS`` to its value (``occurred_at`` as a datetime)."""
     document = {name: event[name] for name in EVENT_FIELDS}
     document["occurred_at"] = format_time(event["occurred_at"])
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return _ENCODER.encode(document).encode()
 
 
 def leaf_hash(data: bytes) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bastion.audit.canonical import SCHEMA_VERSION, canonical_bytes, leaf_hash
@@ -21,17 +21,27 @@ from bastion.core.errors import AuditUnavailable
 from bastion.core.ids import uuid7
 from bastion.core.redaction import find_secrets
 from bastion.spine.interfaces import AuditRecord
-from bastion.store.tables import AuditEvent, AuditHead
+from bastion.store.bulk import BulkInsert
+from bastion.store.tables import AuditEvent, AuditHead, Base
+
+_EVENTS = BulkInsert(Base.metadata.tables[AuditEvent.__tablename__])
 
 
 class MerkleAuditLog:
     def append(self, session: Session, record: AuditRecord) -> int:
         return self.append_many(session, [record])[0]
 
-    def append_many(self, session: Session, records: Sequence[AuditRecord]) -> list[int]:
-        """Append ``records`` in order as consecutive leaves; return their sequence numbers."""
-        for record in records:
-            refuse_secrets(record)
+    def append_many(
+        self, session: Session, records: Sequence[AuditRecord], *, screened: bool = False
+    ) -> list[int]:
+        """Append ``records`` in order as consecutive leaves; return their sequence numbers.
+
+        ``screened`` says the caller already ran ``refuse_secrets`` on each record (the group-commit writer
+        does, so that one bad record fails only its own caller).
+        """
+        if not screened:
+            for record in records:
+                refuse_secrets(record)
         head = session.execute(
             select(AuditHead).where(AuditHead.id == 1).with_for_update()
         ).scalar_one_or_none()
@@ -45,7 +55,7 @@ class MerkleAuditLog:
             row["leaf_hash"] = leaf_hash(canonical_bytes(row))
             created.extend(frontier.append(row["leaf_hash"]))
             rows.append(row)
-        session.execute(insert(AuditEvent), rows)
+        _EVENTS.execute(session, rows)
         store_nodes(session, created)
         session.execute(
             update(AuditHead).where(AuditHead.id == 1).values(size=frontier.size, root_hash=frontier.root())

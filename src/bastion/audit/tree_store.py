@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session
 
 from bastion.audit.merkle import NodeGetter, NodeKey, needed_nodes
 from bastion.core.errors import BastionError
-from bastion.store.tables import AuditEvent, AuditTreeNode
+from bastion.store.bulk import BulkInsert
+from bastion.store.tables import AuditTreeNode, Base
 
 T = TypeVar("T")
 _CHUNK = 200  # keys per query; well under every backend's bound-parameter limit
+_NODES = BulkInsert(Base.metadata.tables[AuditTreeNode.__tablename__])
 
 
 class TreeIntegrityError(BastionError):
@@ -25,24 +26,27 @@ class TreeIntegrityError(BastionError):
 
 
 def fetch_nodes(session: Session, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
-    """Stored hashes for ``keys``: leaves from events; higher levels and pruned leaves from nodes."""
+    """Stored hashes for ``keys``: leaves from events; higher levels and pruned leaves from nodes.
+
+    Hand-written SQL on purpose: this is the proof hot path, and building an equivalent SQLAlchemy
+    expression per proof costs more than the queries themselves. Only placeholders are interpolated.
+    """
     wanted = set(keys)
     found: dict[NodeKey, bytes] = {}
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     leaves = sorted(index for level, index in wanted if level == 0)
     for seqs in _chunks(leaves):
-        leaf_rows = session.execute(
-            select(AuditEvent.seq, AuditEvent.leaf_hash).where(AuditEvent.seq.in_(seqs))
-        )
-        found.update({(0, seq): leaf for seq, leaf in leaf_rows})
+        sql = f"SELECT seq, leaf_hash FROM audit_events WHERE seq IN ({', '.join([mark] * len(seqs))})"  # noqa: S608
+        found.update({(0, seq): bytes(leaf) for seq, leaf in connection.exec_driver_sql(sql, tuple(seqs))})
     rest = sorted(key for key in wanted if key not in found)
     for node_keys in _chunks(rest):
-        condition = or_(
-            *(and_(AuditTreeNode.level == level, AuditTreeNode.idx == index) for level, index in node_keys)
+        condition = " OR ".join([f"(level = {mark} AND idx = {mark})"] * len(node_keys))
+        sql = f"SELECT level, idx, hash FROM audit_tree_nodes WHERE {condition}"  # noqa: S608
+        params = tuple(value for key in node_keys for value in key)
+        found.update(
+            {(level, index): bytes(value) for level, index, value in connection.exec_driver_sql(sql, params)}
         )
-        node_rows = session.execute(
-            select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash).where(condition)
-        )
-        found.update({(level, index): value for level, index, value in node_rows})
     missing = wanted - found.keys()
     if missing:
         level, index = min(missing)
@@ -58,9 +62,10 @@ def with_nodes(session: Session, plan: Callable[[NodeGetter], T]) -> T:
 
 def store_nodes(session: Session, created: Iterable[tuple[int, int, bytes]]) -> None:
     """Persist the interior nodes an append completed (leaves are stored with their events)."""
-    rows = [{"level": level, "idx": index, "hash": value} for level, index, value in created if level > 0]
-    if rows:
-        session.execute(insert(AuditTreeNode), rows)
+    _NODES.execute(
+        session,
+        [{"level": level, "idx": index, "hash": value} for level, index, value in created if level > 0],
+    )
 
 
 def _chunks(items: list[T]) -> Iterable[list[T]]:

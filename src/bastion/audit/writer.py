@@ -89,7 +89,7 @@ class GroupCommitWriter:
     def _commit(self, batch: list[tuple[AuditRecord, Future[int]]]) -> None:
         try:
             with self._database.transaction() as session:
-                seqs = self._log.append_many(session, [record for record, _ in batch])
+                seqs = self._log.append_many(session, [record for record, _ in batch], screened=True)
         except Exception as error:
             log.exception("audit batch of %d records failed", len(batch))
             failure = (
