@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 
 from bastion.audit.log import MerkleAuditLog, refuse_secrets
@@ -22,16 +23,23 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 DEFAULT_MAX_BATCH = 2000
+DEFAULT_LINGER_SECONDS = 0.001
 ACK_TIMEOUT_SECONDS = 30.0
 
 
 class GroupCommitWriter:
     def __init__(
-        self, database: Database, audit_log: MerkleAuditLog, *, max_batch: int = DEFAULT_MAX_BATCH
+        self,
+        database: Database,
+        audit_log: MerkleAuditLog,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        linger_seconds: float = DEFAULT_LINGER_SECONDS,
     ) -> None:
         self._database = database
         self._log = audit_log
         self._max_batch = max_batch
+        self._linger = linger_seconds
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -70,24 +78,30 @@ class GroupCommitWriter:
 
     def _run(self) -> None:
         stopping = False
+        previous = 1
         while not stopping:
             first = self._queue.get()
             if first is _STOP:
                 return
             batch = [first]
+            # Like PostgreSQL's commit_delay/commit_siblings: when the last batch showed concurrent
+            # writers, wait a moment for the ones just released to come back, so one fsync serves more.
+            deadline = time.monotonic() + (self._linger if previous > 1 else 0.0)
             while len(batch) < self._max_batch:
                 try:
-                    item = self._queue.get_nowait()
+                    remaining = deadline - time.monotonic()
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
                     stopping = True
                     break
                 batch.append(item)
+            previous = len(batch)
             self._commit(batch)  # type: ignore[arg-type]
 
     def _commit(self, batch: list[tuple[AuditRecord, Future[int]]]) -> None:
-        try:
+        try:  # anything at all fails this batch only: a dead writer thread would hang every caller
             with self._database.transaction() as session:
                 seqs = self._log.append_many(session, [record for record, _ in batch], screened=True)
         except Exception as error:
