@@ -78,7 +78,7 @@ class HecReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"])).decode()
                 receiver.authorizations.append(self.headers.get("authorization", ""))
                 if (

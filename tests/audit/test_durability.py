@@ -118,7 +118,7 @@ def test_no_acknowledged_event_is_lost_after_sigkill(database_url: str) -> None:
     acked = dict(worker.acked)
     assert len(acked) >= 500
     with database.read() as session:
-        stored = {seq: rid for seq, rid in session.execute(select(AuditEvent.seq, AuditEvent.request_id))}
+        stored = dict(session.execute(select(AuditEvent.seq, AuditEvent.request_id)).all())
     missing = {seq: rid for seq, rid in acked.items() if stored.get(seq) != rid}
     assert missing == {}
     assert sorted(stored) == list(range(len(stored)))  # and no hole where an unacknowledged batch died

@@ -94,7 +94,7 @@ def test_tree_state_cannot_be_rewritten(database: Database, statement: str) -> N
         )
         session.execute(text("UPDATE audit_head SET size = 2"))
     with (
-        pytest.raises(exc.DatabaseError, match="append-only|only moves forward"),
+        pytest.raises(exc.DatabaseError, match=r"append-only|only moves forward"),
         database.transaction() as session,
     ):
         session.execute(text(statement))

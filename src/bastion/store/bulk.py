@@ -31,7 +31,7 @@ class BulkInsert:
         order = compiled.positiontup
         names = [str(name) for name in order] if order is not None else columns
         # dialect_impl: e.g. psycopg's JSON adapts values where the generic JSON type would not.
-        processors = [
+        processors: list[_Processor] = [
             self._table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
         ]
         plan = (str(compiled), names, processors, order is not None)
