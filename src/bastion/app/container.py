@@ -19,7 +19,12 @@ from bastion.audit import (
 )
 from bastion.audit.export import Exporter, build_sink
 from bastion.core.clock import Clock, SystemClock
-from bastion.core.settings import Settings
+from bastion.core.errors import ConfigError
+from bastion.core.settings import KeyBackendKind, Settings
+from bastion.keys.backend import KeyBackend
+from bastion.keys.local import LocalBackend, MasterKeySource
+from bastion.keys.manager import KeyManager
+from bastion.keys.pkcs11_backend import Pkcs11Backend
 from bastion.policy import Grant, GrantAuthorizer, system_grants
 from bastion.spine import SYSTEM, Context, Principal, PrincipalType, UnitOfWork
 from bastion.spine.authn import NoCredentialsAuthenticator
@@ -36,6 +41,7 @@ class Bastion:
     audit: AuditQueries
     trail: AuditTrail
     exporter: Exporter
+    keys: KeyManager
     authenticator: NoCredentialsAuthenticator
 
     def api(self) -> FastAPI:
@@ -74,8 +80,24 @@ def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | No
         audit=AuditQueries(uow),
         trail=AuditTrail(database, uow, signer, witness, clock),
         exporter=Exporter(database, uow, [build_sink(sink) for sink in settings.audit_sinks], clock),
+        keys=KeyManager(uow, build_key_backend(settings), clock),
         authenticator=NoCredentialsAuthenticator(),
     )
+
+
+def build_key_backend(settings: Settings) -> KeyBackend:
+    if settings.keys_backend is KeyBackendKind.PKCS11:
+        if settings.pkcs11_pin is None:
+            raise ConfigError("The pkcs11 key backend needs BASTION_PKCS11_PIN.")
+        return Pkcs11Backend(
+            settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_pin.get_secret_value()
+        )
+    master = MasterKeySource(
+        key=settings.master_key,
+        passphrase=settings.master_passphrase,
+        key_file=settings.effective_master_key_file,
+    )
+    return LocalBackend(settings.keyring_path, master)
 
 
 def local_operator() -> Principal:

@@ -59,6 +59,11 @@ def _strict_bool(value: Any) -> Any:
 StrictFlag = Annotated[bool, BeforeValidator(_strict_bool)]
 
 
+class KeyBackendKind(StrEnum):
+    LOCAL = "local"
+    PKCS11 = "pkcs11"
+
+
 class LogLevel(StrEnum):
     DEBUG = "debug"
     INFO = "info"
@@ -114,6 +119,23 @@ class Settings(BaseSettings):
         description="SIEM sinks ([[bastion.audit_sinks]] tables, or JSON in the env var).",
     )
     audit_export_interval_s: float = Field(default=5.0, gt=0, le=3600, description="How often sinks are fed.")
+    keys_backend: KeyBackendKind = Field(
+        default=KeyBackendKind.LOCAL, description="Where key material lives."
+    )
+    master_key: SecretStr | None = Field(
+        default=None, description="Base64 of 32 bytes sealing the local keyring."
+    )
+    master_passphrase: SecretStr | None = Field(
+        default=None, description="Passphrase (scrypt) sealing the local keyring, instead of a master key."
+    )
+    master_key_file: Path | None = Field(
+        default=None, description="0600 file holding the master key; default <state_dir>/master.key."
+    )
+    pkcs11_module: Path = Field(
+        default=Path("/usr/lib/softhsm/libsofthsm2.so"), description="PKCS#11 library."
+    )
+    pkcs11_token: str = Field(default="bastion", description="Label of the PKCS#11 token.")
+    pkcs11_pin: SecretStr | None = Field(default=None, description="User PIN of the PKCS#11 token.")
     db_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
     db_pool_size: int = Field(default=5, ge=1, le=200)
 
@@ -142,6 +164,14 @@ class Settings(BaseSettings):
     @property
     def effective_checkpoint_key_path(self) -> Path:
         return self.audit_checkpoint_key_path or self.state_dir / "audit" / "checkpoint.key"
+
+    @property
+    def effective_master_key_file(self) -> Path:
+        return self.master_key_file or self.state_dir / "master.key"
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.state_dir / "keyring.bks"
 
     @property
     def host_is_loopback(self) -> bool:

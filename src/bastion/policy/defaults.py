@@ -16,6 +16,23 @@ LOCAL_OPERATOR_ACTIONS: tuple[tuple[str, str], ...] = (
     ("audit.export", "audit_log"),
     ("audit.prune", "audit_log"),
 )
+# Key management: the local operator administers and uses keys (resource type "key").
+KEY_ACTIONS = (
+    "create",
+    "read",
+    "rotate",
+    "disable",
+    "enable",
+    "destroy",
+    "encrypt",
+    "decrypt",
+    "rewrap",
+    "sign",
+    "verify",
+    "mac",
+)
+LOCAL_OPERATOR_ACTIONS += tuple((f"keys.{action}", "key") for action in KEY_ACTIONS)
+
 # What Bastion's own background jobs may do, and nothing more.
 SYSTEM_ACTIONS: tuple[tuple[str, str], ...] = (
     ("audit.checkpoint", "audit_log"),

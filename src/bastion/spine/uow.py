@@ -182,6 +182,16 @@ class UnitOfWork:
             )
         )
 
+    def report_failure(
+        self, context: Context, action: str, resource: Resource, reason: str, details: dict[str, Any]
+    ) -> None:
+        """Audit a failure found after an action's own record was written (e.g. a ciphertext chunk that fails
+        authentication after its key was unwrapped). Never raises: the caller is raising its own error."""
+        self._append_alone(
+            self._record(context, action, resource, Outcome.ERROR, reason=reason, details=details),
+            suppress=True,
+        )
+
     def refuse(self, context: Context, action: str, resource: Resource, reason: str) -> None:
         """Audit a refusal that happened before authorization (e.g. credentials that did not verify)."""
         self._append_alone(self._record(context, action, resource, Outcome.DENIED, reason=reason))

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -147,3 +148,33 @@ class AuditExportCursor(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Key(Base):
+    """Key metadata. The material lives in the key backend, referenced per version."""
+
+    __tablename__ = "keys"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    algorithm: Mapped[str] = mapped_column(String(32))
+    backend: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    primary_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    rotated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    max_age_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class KeyVersion(Base):
+    __tablename__ = "key_versions"
+
+    key_name: Mapped[str] = mapped_column(String(128), ForeignKey("keys.name"))
+    version: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    backend_ref: Mapped[str | None] = mapped_column(String(255), nullable=True)  # None once destroyed
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # For field encryption: this version's data keys, wrapped by the version itself (created on first use).
+    field_keys_wrapped: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+    __table_args__ = (PrimaryKeyConstraint("key_name", "version"),)
