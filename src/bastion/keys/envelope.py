@@ -31,7 +31,7 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bastion.keys.errors import CryptoError
+from bastion.keys.errors import CryptoError, KeyNotFound
 from bastion.keys.manager import KeyManager
 from bastion.spine.context import Context
 
@@ -145,7 +145,11 @@ def decrypt_stream(
         raise
     binding = header.binding(object_id)
     # A failed unwrap (wrong object id, key version or tampered header) is audited by the key manager.
-    aead = AESGCM(keys.unwrap(context, header.key_name, header.version, header.wrapped, binding))
+    try:
+        aead = AESGCM(keys.unwrap(context, header.key_name, header.version, header.wrapped, binding))
+    except KeyNotFound as error:  # a header naming no key we have: as opaque as any other failure
+        keys.report_failure(context, "(unknown key)", "envelope names an unknown key", {"object": object_hash})
+        raise CryptoError from error
     try:
         _decrypt_chunks(aead, header, binding, src, dst, progress)
     except CryptoError as error:

@@ -118,10 +118,13 @@ class LocalBackend:
             header_line, _, rest = data[len(MAGIC) :].partition(b"\n")
             kdf = json.loads(header_line)
             nonce, sealed = rest[:12], rest[12:]
-        except (ValueError, json.JSONDecodeError) as error:
+            if not isinstance(kdf, dict) or kdf.get("type") not in ("raw", "scrypt"):
+                raise ValueError("kdf")
+            master = self._master_key(kdf)
+        except (ValueError, KeyError, TypeError) as error:  # json.JSONDecodeError is a ValueError
             raise ConfigError(f"The keyring {self._path} is damaged.") from error
         try:
-            plain = AESGCM(self._master_key(kdf)).decrypt(nonce, sealed, MAGIC + header_line)
+            plain = AESGCM(master).decrypt(nonce, sealed, MAGIC + header_line)
         except InvalidTag as error:
             raise ConfigError(
                 f"The keyring {self._path} was tampered with, or the master key does not open it."
