@@ -10,6 +10,7 @@ import pytest
 
 from bastion.cli.main import main
 from bastion.core.errors import ExitCode
+from bastion.store import head_revision
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -29,7 +30,7 @@ def test_init_creates_private_state_and_is_idempotent(
     assert state.stat().st_mode & 0o777 == 0o700
     assert (state / "bastion.db").stat().st_mode & 0o777 == 0o600
     assert Path(report["ca_cert"]).is_file()
-    assert report["schema_revision"] == "0001"
+    assert report["schema_revision"] == head_revision()
     ca_before = Path(report["ca_cert"]).read_bytes()
     assert run(capsys, "init", "--json")[0] == ExitCode.OK
     assert Path(report["ca_cert"]).read_bytes() == ca_before

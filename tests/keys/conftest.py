@@ -55,8 +55,20 @@ def hsm(softhsm: Path) -> Iterator[Pkcs11Backend]:
     """One token for the session: the PKCS#11 library is initialised once per process, and SoftHSM2 only
     sees tokens that existed then. Tests stay independent because every key has a fresh random label."""
     label = "bastion-test"
-    command = ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", "13572468"]
-    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "SOFTHSM2_CONF": str(softhsm)})
+    command = [
+        "softhsm2-util",
+        "--init-token",
+        "--free",
+        "--label",
+        label,
+        "--pin",
+        PIN,
+        "--so-pin",
+        "13572468",
+    ]
+    subprocess.run(
+        command, check=True, capture_output=True, env={**os.environ, "SOFTHSM2_CONF": str(softhsm)}
+    )
     backend = Pkcs11Backend(SOFTHSM_MODULE, label, PIN)
     yield backend
     backend.close()

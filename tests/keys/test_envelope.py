@@ -70,14 +70,20 @@ def flip(position: Callable[[bytes], int]) -> Callable[[bytes], bytes]:
     def tamper(blob: bytes) -> bytes:
         at = position(blob)
         return blob[:at] + bytes([blob[at] ^ 0x01]) + blob[at + 1 :]
+
     return tamper
 
 
 def _header_field(blob: bytes, field: str) -> int:
     name_length = blob[5]
-    offsets = {"magic": 0, "name": 6, "version": 6 + name_length + 3,
-               "wrapped": 6 + name_length + 6 + 5, "prefix": len(read_header(io.BytesIO(blob)).encode()) - 8,
-               "chunk_size": len(read_header(io.BytesIO(blob)).encode()) - 1}
+    offsets = {
+        "magic": 0,
+        "name": 6,
+        "version": 6 + name_length + 3,
+        "wrapped": 6 + name_length + 6 + 5,
+        "prefix": len(read_header(io.BytesIO(blob)).encode()) - 8,
+        "chunk_size": len(read_header(io.BytesIO(blob)).encode()) - 1,
+    }
     return offsets[field]
 
 
@@ -131,8 +137,9 @@ def test_tampering_fails_closed_with_one_opaque_error(
     assert not target.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []  # no partial output left
     with kdb.read() as session:
-        failures = session.scalars(select(AuditEvent).where(AuditEvent.action == "keys.decrypt",
-                                                            AuditEvent.outcome == "error")).all()
+        failures = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "keys.decrypt", AuditEvent.outcome == "error")
+        ).all()
         assert failures, "the audit log must say what failed"
 
 
@@ -191,7 +198,7 @@ def test_rotation_rewraps_only_the_header(kek: KeyManager, ctx: Context, tmp_pat
 def test_destroyed_key_makes_objects_unrecoverable(kek: KeyManager, ctx: Context) -> None:
     blob = seal(kek, ctx, b"patient records")
     kek.destroy(ctx, "kek")
-    with pytest.raises(Exception, match="destroyed|could not be decrypted"):
+    with pytest.raises(Exception, match=r"destroyed|could not be decrypted"):
         unseal(kek, ctx, blob)
 
 

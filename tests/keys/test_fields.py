@@ -37,13 +37,20 @@ def test_deterministic_tokens_stay_joinable(cipher: FieldCipher) -> None:
 
 
 @pytest.mark.parametrize("deterministic", [False, True])
-def test_tokens_are_bound_to_their_column_and_tamper_evident(cipher: FieldCipher, deterministic: bool) -> None:
+def test_tokens_are_bound_to_their_column_and_tamper_evident(
+    cipher: FieldCipher, deterministic: bool
+) -> None:
     token = cipher.encrypt("4111111111111111", "cards.pan", deterministic=deterministic)
     with pytest.raises(CryptoError):
         cipher.decrypt(token, "cards.cvv")
     body = token[4:]
-    for forged in ("bf1." + body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1], "bf1." + body[:10],
-                   "bf2." + body, "plain text", "bf1.!!!!"):
+    for forged in (
+        "bf1." + body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1],
+        "bf1." + body[:10],
+        "bf2." + body,
+        "plain text",
+        "bf1.!!!!",
+    ):
         with pytest.raises(CryptoError):
             cipher.decrypt(forged, "cards.pan")
 

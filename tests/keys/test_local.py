@@ -35,7 +35,7 @@ def test_tampered_keyring_is_refused(tmp_path: Path, offset: int) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x01
     path.write_bytes(bytes(data))
-    with pytest.raises(ConfigError, match="damaged|tampered"):
+    with pytest.raises(ConfigError, match=r"damaged|tampered"):
         LocalBackend(path, MasterKeySource(key_file=tmp_path / "master.key")).check()
 
 
@@ -74,4 +74,6 @@ def test_readable_master_key_file_is_refused(tmp_path: Path) -> None:
     key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
     os.chmod(key_file, 0o644)
     with pytest.raises(ConfigError, match="readable by others"):
-        LocalBackend(tmp_path / "k.bks", MasterKeySource(key_file=key_file)).generate(KeyAlgorithm.AES256_GCM, "k")
+        LocalBackend(tmp_path / "k.bks", MasterKeySource(key_file=key_file)).generate(
+            KeyAlgorithm.AES256_GCM, "k"
+        )

@@ -16,6 +16,7 @@ from bastion.core.errors import ConfigError
 from bastion.core.logs import configure_logging
 from bastion.core.settings import CONFIG_ENV, Settings, load_settings
 from bastion.policy import local_operator_grants
+from bastion.store import current_revision, head_revision
 
 
 def _json_flag(value: bool) -> bool:
@@ -51,6 +52,11 @@ def operator_session(settings: Settings) -> Iterator[Bastion]:
     """The system built for the local operator, with exactly the operator's default grants."""
     bastion = build(settings, grants=local_operator_grants(local_operator().id))
     try:
+        if current_revision(bastion.database) != head_revision():
+            raise ConfigError(
+                f"The state in {settings.state_dir} is not initialised or not migrated.",
+                remedy="Run 'bastion init' first.",
+            )
         yield bastion
     finally:
         bastion.close()

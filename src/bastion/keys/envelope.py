@@ -112,16 +112,23 @@ def encrypt_stream(
     header = Header(key_name, data_key.version, data_key.wrapped, draft.nonce_prefix, chunk_size)
     dst.write(header.encode())
     aead = AESGCM(data_key.plaintext)
-    index, current = 0, _read_full(src, chunk_size)
+    # Two input buffers (the current chunk and the look-ahead that tells whether it is the last) and one
+    # output buffer, reused for every chunk: no per-chunk allocation or copy beyond the cipher itself.
+    buffers, output = (bytearray(chunk_size), bytearray(chunk_size)), bytearray(chunk_size + TAG)
+    index, current, length = 0, 0, _readinto_full(src, buffers[0])
     while True:
-        following = _read_full(src, chunk_size) if len(current) == chunk_size else b""
-        last = not following
-        dst.write(aead.encrypt(_nonce(header.nonce_prefix, index, last), current, binding))
+        following = _readinto_full(src, buffers[1 - current]) if length == chunk_size else 0
+        last = following == 0
+        sealed = memoryview(output)[: length + TAG]
+        aead.encrypt_into(
+            _nonce(header.nonce_prefix, index, last), memoryview(buffers[current])[:length], binding, sealed
+        )
+        dst.write(sealed)
         if progress:
-            progress(len(current))
+            progress(length)
         if last:
             return
-        index, current = index + 1, following
+        index, current, length = index + 1, 1 - current, following
 
 
 def decrypt_stream(
@@ -148,7 +155,9 @@ def decrypt_stream(
     try:
         aead = AESGCM(keys.unwrap(context, header.key_name, header.version, header.wrapped, binding))
     except KeyNotFound as error:  # a header naming no key we have: as opaque as any other failure
-        keys.report_failure(context, "(unknown key)", "envelope names an unknown key", {"object": object_hash})
+        keys.report_failure(
+            context, "(unknown key)", "envelope names an unknown key", {"object": object_hash}
+        )
         raise CryptoError from error
     try:
         _decrypt_chunks(aead, header, binding, src, dst, progress)
@@ -166,24 +175,31 @@ def _decrypt_chunks(
     aead: AESGCM, header: Header, binding: bytes, src: BinaryIO, dst: BinaryIO, progress: Progress | None
 ) -> None:
     size = header.chunk_size + TAG
-    index, current = 0, _read_full(src, size)
+    buffers, output = (bytearray(size), bytearray(size)), bytearray(header.chunk_size)
+    index, current, length = 0, 0, _readinto_full(src, buffers[0])
     while True:
-        following = _read_full(src, size) if len(current) == size else b""
-        last = not following
+        following = _readinto_full(src, buffers[1 - current]) if length == size else 0
+        last = following == 0
         try:
-            if index >= 2**32 or len(current) < TAG:
+            if index >= 2**32 or length < TAG:
                 raise InvalidTag
-            plain = aead.decrypt(_nonce(header.nonce_prefix, index, last), current, binding)
+            plain = memoryview(output)[: length - TAG]
+            aead.decrypt_into(
+                _nonce(header.nonce_prefix, index, last),
+                memoryview(buffers[current])[:length],
+                binding,
+                plain,
+            )
         except InvalidTag as error:
             failure = CryptoError()
             failure.extra["chunk"] = index  # for the audit record only; never rendered to the caller
             raise failure from error
         dst.write(plain)
         if progress:
-            progress(len(current))
+            progress(length)
         if last:
             return
-        index, current = index + 1, following
+        index, current, length = index + 1, 1 - current, following
 
 
 def encrypt_file(
@@ -195,7 +211,8 @@ def encrypt_file(
     object_id: str = "",
     progress: Progress | None = None,
 ) -> None:
-    with source.open("rb") as src, _atomic_output(target) as dst:
+    # Unbuffered: chunks are read straight into our buffers (a buffered reader adds a copy per chunk).
+    with source.open("rb", buffering=0) as src, _atomic_output(target) as dst:
         encrypt_stream(keys, context, key_name, object_id, src, dst, progress=progress)
 
 
@@ -207,7 +224,7 @@ def decrypt_file(
     object_id: str = "",
     progress: Progress | None = None,
 ) -> None:
-    with source.open("rb") as src, _atomic_output(target) as dst:
+    with source.open("rb", buffering=0) as src, _atomic_output(target) as dst:
         decrypt_stream(keys, context, object_id, src, dst, progress=progress)
 
 
@@ -257,6 +274,17 @@ class _atomic_output:  # noqa: N801 - used like open()
 
 def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
     return prefix + struct.pack(">IB", index, 1 if last else 0)
+
+
+def _readinto_full(src: BinaryIO, buffer: bytearray) -> int:
+    """Fill ``buffer``; fewer bytes only at end of stream. Returns how many were read."""
+    view, filled = memoryview(buffer), 0
+    while filled < len(buffer):
+        count = src.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not count:
+            break
+        filled += count
+    return filled
 
 
 def _read_full(src: BinaryIO, size: int) -> bytes:
