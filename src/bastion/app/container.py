@@ -25,6 +25,7 @@ from bastion.keys.backend import KeyBackend
 from bastion.keys.local import LocalBackend, MasterKeySource
 from bastion.keys.manager import KeyManager
 from bastion.keys.pkcs11_backend import Pkcs11Backend
+from bastion.keys.secrets_store import SecretsStore
 from bastion.policy import Grant, GrantAuthorizer, system_grants
 from bastion.spine import SYSTEM, Context, Principal, PrincipalType, UnitOfWork
 from bastion.spine.authn import NoCredentialsAuthenticator
@@ -42,6 +43,7 @@ class Bastion:
     trail: AuditTrail
     exporter: Exporter
     keys: KeyManager
+    secrets: SecretsStore
     authenticator: NoCredentialsAuthenticator
 
     def api(self) -> FastAPI:
@@ -70,6 +72,7 @@ def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | No
     authorizer = GrantAuthorizer([*grants, *system_grants(SYSTEM.id)])
     uow = UnitOfWork(database, authorizer, audit_log, clock, writer=writer)
     signer = CheckpointSigner.from_file(settings.effective_checkpoint_key_path)
+    keys = KeyManager(uow, build_key_backend(settings), clock)
     witness = FileWitness(settings.effective_witness_path)
     return Bastion(
         settings=settings,
@@ -80,7 +83,8 @@ def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | No
         audit=AuditQueries(uow),
         trail=AuditTrail(database, uow, signer, witness, clock),
         exporter=Exporter(database, uow, [build_sink(sink) for sink in settings.audit_sinks], clock),
-        keys=KeyManager(uow, build_key_backend(settings), clock),
+        keys=keys,
+        secrets=SecretsStore(uow, keys, clock),
         authenticator=NoCredentialsAuthenticator(),
     )
 

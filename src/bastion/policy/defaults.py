@@ -33,6 +33,10 @@ KEY_ACTIONS = (
 )
 LOCAL_OPERATOR_ACTIONS += tuple((f"keys.{action}", "key") for action in KEY_ACTIONS)
 
+LOCAL_OPERATOR_ACTIONS += tuple(
+    (f"secrets.{action}", "secret") for action in ("write", "read", "list", "delete")
+)
+
 # What Bastion's own background jobs may do, and nothing more.
 SYSTEM_ACTIONS: tuple[tuple[str, str], ...] = (
     ("audit.checkpoint", "audit_log"),

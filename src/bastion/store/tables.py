@@ -178,3 +178,28 @@ class KeyVersion(Base):
     field_keys_wrapped: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
     __table_args__ = (PrimaryKeyConstraint("key_name", "version"),)
+
+
+class Secret(Base):
+    """A named secret (an upstream API key, a database password). Values live encrypted in its versions."""
+
+    __tablename__ = "secrets"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    current_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SecretVersion(Base):
+    __tablename__ = "secret_versions"
+
+    name: Mapped[str] = mapped_column(String(255), ForeignKey("secrets.name"))
+    version: Mapped[int] = mapped_column(Integer)
+    key_version: Mapped[int] = mapped_column(Integer)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # None once destroyed
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (PrimaryKeyConstraint("name", "version"),)
