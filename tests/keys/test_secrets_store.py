@@ -20,7 +20,7 @@ VALUE = "sk-live-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 
 @pytest.fixture
 def store(keys: KeyManager, clock: FrozenClock) -> SecretsStore:
-    return SecretsStore(keys._uow, keys, clock)  # noqa: SLF001 - same unit of work as the key manager
+    return SecretsStore(keys._uow, keys, clock)
 
 
 def test_put_get_versions(store: SecretsStore, ctx: Context) -> None:

@@ -13,7 +13,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from bastion.cli import audit_cmd, config_cmd, keys_cmd, secrets_cmd, server_cmd
+from bastion.cli import audit_cmd, backup_cmd, config_cmd, keys_cmd, secrets_cmd, server_cmd
 from bastion.cli.output import emit_json, err, json_mode
 from bastion.core.errors import BastionError, ExitCode
 
@@ -32,6 +32,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(secrets_cmd.app, name="secrets")
+app.add_typer(backup_cmd.app, name="backup")
 
 
 def main(argv: list[str] | None = None) -> int:

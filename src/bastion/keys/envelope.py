@@ -26,7 +26,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -131,8 +131,18 @@ def encrypt_stream(
         index, current, length = index + 1, 1 - current, following
 
 
+class Unwrapper(Protocol):
+    """What decryption needs of a key manager (``KeyManager``, or a restore's bootstrap unwrapper)."""
+
+    def unwrap(self, context: Context, name: str, version: int, wrapped: bytes, aad: bytes) -> bytes: ...
+
+    def report_failure(
+        self, context: Context, name: str, reason: str, details: dict[str, object]
+    ) -> None: ...
+
+
 def decrypt_stream(
-    keys: KeyManager,
+    keys: Unwrapper,
     context: Context,
     object_id: str,
     src: BinaryIO,
@@ -217,7 +227,7 @@ def encrypt_file(
 
 
 def decrypt_file(
-    keys: KeyManager,
+    keys: Unwrapper,
     context: Context,
     source: Path,
     target: Path,

@@ -36,6 +36,7 @@ LOCAL_OPERATOR_ACTIONS += tuple((f"keys.{action}", "key") for action in KEY_ACTI
 LOCAL_OPERATOR_ACTIONS += tuple(
     (f"secrets.{action}", "secret") for action in ("write", "read", "list", "delete")
 )
+LOCAL_OPERATOR_ACTIONS += (("backup.create", "state"), ("backup.restore", "state"))
 
 # What Bastion's own background jobs may do, and nothing more.
 SYSTEM_ACTIONS: tuple[tuple[str, str], ...] = (
