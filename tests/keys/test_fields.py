@@ -83,3 +83,53 @@ def test_csv_columns(cipher: FieldCipher, tmp_path: Path) -> None:
     assert "078-05-1120" not in sealed.read_text()
     decrypt_csv(cipher, sealed, opened, ["ssn", "email"], table="people")
     assert opened.read_text().replace("\r\n", "\n") == source.read_text()
+
+
+def test_dataframe_columns(cipher: FieldCipher) -> None:
+    import pandas as pd  # noqa: PLC0415
+
+    from bastion.keys.tabular import decrypt_dataframe, encrypt_dataframe  # noqa: PLC0415
+
+    frame = pd.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "ssn": ["078-05-1120", None, "219-09-9999"],
+            "email": ["a@x.org", "b@x.org", "a@x.org"],
+        }
+    )
+    sealed = encrypt_dataframe(cipher, frame, ["ssn", "email"], table="people", deterministic=["email"])
+    assert sealed["id"].tolist() == [1, 2, 3]
+    assert pd.isna(sealed["ssn"][1])  # missing stays missing
+    assert sealed["email"][0] == sealed["email"][2] != sealed["email"][1]  # joinable
+    assert "078-05-1120" not in sealed.to_csv()
+    opened = decrypt_dataframe(cipher, sealed, ["ssn", "email"], table="people")
+    assert opened["ssn"].fillna("-").tolist() == frame["ssn"].fillna("-").tolist()
+    assert opened["email"].tolist() == frame["email"].tolist()
+
+
+def test_parquet_columns_row_group_by_row_group(cipher: FieldCipher, tmp_path: Path) -> None:
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from bastion.keys.tabular import decrypt_parquet, encrypt_parquet  # noqa: PLC0415
+
+    table = pa.table(
+        {
+            "id": list(range(250)),
+            "ssn": [f"123-45-{i:04d}" for i in range(250)],
+            "score": [i / 10 for i in range(250)],
+        }
+    )
+    source, sealed, opened = tmp_path / "p.parquet", tmp_path / "s.parquet", tmp_path / "o.parquet"
+    pq.write_table(table, source, row_group_size=100)  # three row groups
+    encrypt_parquet(cipher, source, sealed, ["ssn", "score"], table="patients")
+    stored = pq.read_table(sealed)
+    assert stored.column("id").to_pylist() == list(range(250))
+    assert all(value.startswith("bf1.") for value in stored.column("ssn").to_pylist())
+    assert pq.ParquetFile(sealed).num_row_groups == 3
+    decrypt_parquet(cipher, sealed, opened, ["ssn", "score"], table="patients")
+    result = pq.read_table(opened)
+    assert result.column("ssn").to_pylist() == table.column("ssn").to_pylist()
+    assert result.column("score").to_pylist() == [str(v) for v in table.column("score").to_pylist()]
+    with pytest.raises(KeyError, match="nope"):
+        encrypt_parquet(cipher, source, tmp_path / "x.parquet", ["nope"], table="patients")
