@@ -69,7 +69,29 @@ def test_checkpoint_of_an_unchanged_log_is_reused(system: Bastion, clock: Frozen
     populate(system, clock, 3)
     first = system.trail.checkpoint(OPERATOR())
     assert first.size == 3
-    # the checkpoint action itself appended an audit event, so the next one is a new tree head
+
     second = system.trail.checkpoint(OPERATOR())
-    assert second.size == 4
+    assert second.size > first.size  # the checkpoint and its signing were themselves audited
     assert len(system.trail._witness.checkpoints()) == 2  # type: ignore[union-attr]
+
+
+def test_checkpoints_are_signed_through_the_key_manager_with_a_scoped_grant(
+    system: Bastion, clock: FrozenClock
+) -> None:
+    from bastion.app.container import system_context  # noqa: PLC0415
+    from bastion.audit import AuditFilter  # noqa: PLC0415
+    from bastion.core.errors import PermissionDenied  # noqa: PLC0415
+    from bastion.keys.model import KeyPurpose  # noqa: PLC0415
+
+    populate(system, clock, 3)
+    signed = system.trail.checkpoint(OPERATOR())
+    verify_checkpoint(signed.note, system.trail.verifier_key())
+    signs = system.audit.search(OPERATOR(), AuditFilter(action="keys.sign")).events
+    assert [(e.actor_id, e.resource_id, e.outcome) for e in signs] == [
+        ("system:bastion", "bastion/audit-checkpoint", "allowed")
+    ]
+    [key] = [info for info in system.keys.list_keys(OPERATOR()) if info.name == "bastion/audit-checkpoint"]
+    assert key.purpose is KeyPurpose.SIGN
+    system.keys.create(OPERATOR(), "other", KeyPurpose.SIGN)
+    with pytest.raises(PermissionDenied):  # the system principal's grant covers the checkpoint key only
+        system.keys.sign(system_context("test"), "other", b"x")

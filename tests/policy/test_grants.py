@@ -56,3 +56,14 @@ def test_local_operator_grants_are_explicit_and_scoped_to_the_operator() -> None
     assert authorizer.authorize(Context(operator), "audit.read", AUDIT_LOG).allowed
     assert not authorizer.authorize(Context(other), "audit.read", AUDIT_LOG).allowed
     assert not authorizer.authorize(Context(operator), "policy.edit", Resource("policy", "x")).allowed
+
+
+def test_a_grant_scoped_to_one_resource_allows_only_that_resource() -> None:
+    grant = Grant(
+        id="g", principal_id=ALICE.id, action="keys.sign", resource_type="key", resource_id="signer"
+    )
+    authorizer = GrantAuthorizer([grant])
+    assert authorizer.authorize(Context(ALICE), "keys.sign", Resource("key", "signer")).allowed
+    assert not authorizer.authorize(Context(ALICE), "keys.sign", Resource("key", "other")).allowed
+    with pytest.raises(ValueError, match="wildcards"):
+        Grant(id="g", principal_id=ALICE.id, action="keys.sign", resource_type="key", resource_id="*")

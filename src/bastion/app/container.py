@@ -9,14 +9,8 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from bastion.api import ApiServices, create_api
-from bastion.audit import (
-    AuditQueries,
-    AuditTrail,
-    CheckpointSigner,
-    FileWitness,
-    GroupCommitWriter,
-    MerkleAuditLog,
-)
+from bastion.app.adapters import KeyManagerCheckpointSigner
+from bastion.audit import AuditQueries, AuditTrail, FileWitness, GroupCommitWriter, MerkleAuditLog
 from bastion.audit.export import Exporter, build_sink
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.errors import ConfigError
@@ -71,8 +65,8 @@ def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | No
     writer = GroupCommitWriter(database, audit_log)
     authorizer = GrantAuthorizer([*grants, *system_grants(SYSTEM.id)])
     uow = UnitOfWork(database, authorizer, audit_log, clock, writer=writer)
-    signer = CheckpointSigner.from_file(settings.effective_checkpoint_key_path)
     keys = KeyManager(uow, build_key_backend(settings), clock)
+    signer = KeyManagerCheckpointSigner(keys, system_context("audit-checkpoint"))
     witness = FileWitness(settings.effective_witness_path)
     return Bastion(
         settings=settings,

@@ -6,7 +6,7 @@ verifies; ``AuditQueries`` searches. Stable API: the names in ``__all__``.
 """
 
 from bastion.audit.canonical import SCHEMA_VERSION
-from bastion.audit.checkpoints import CheckpointSigner, SignedCheckpoint
+from bastion.audit.checkpoints import CheckpointSigner, InMemorySigner, SignedCheckpoint
 from bastion.audit.log import MerkleAuditLog
 from bastion.audit.query import AuditFilter, AuditQueries, EventPage, EventView
 from bastion.audit.trail import AuditTrail, ConsistencyProof, InclusionProof
@@ -25,6 +25,7 @@ __all__ = [
     "EventView",
     "FileWitness",
     "GroupCommitWriter",
+    "InMemorySigner",
     "InclusionProof",
     "MerkleAuditLog",
     "SignedCheckpoint",

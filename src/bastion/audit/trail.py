@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from bastion.audit.checkpoints import CheckpointSigner, SignedCheckpoint
+from bastion.audit.checkpoints import CheckpointSigner, SignedCheckpoint, sign_checkpoint, verifier_key
 from bastion.audit.merkle import consistency_path, inclusion_path, range_hash
 from bastion.audit.query import AUDIT_LOG, EventView
 from bastion.audit.retention import PrunePlan, prune
@@ -91,31 +91,34 @@ class AuditTrail:
 
     def verifier_key(self) -> str:
         """The public ``name+id+key`` string auditors pin to check checkpoints (not secret)."""
-        return self._signer.verifier_key(self.origin())
+        return verifier_key(self._signer, self.origin())
 
     def checkpoint(self, context: Context) -> SignedCheckpoint:
-        """Sign the current tree head (or reuse the checkpoint of an unchanged log) and witness it."""
-        with self._uow.act(context, "audit.checkpoint", AUDIT_LOG) as work:
-            head = work.session.execute(
-                select(AuditHead).where(AuditHead.id == 1).with_for_update()
-            ).scalar_one()
-            existing = work.session.get(AuditCheckpoint, head.size)
-            if existing is not None:
-                signed = SignedCheckpoint(
-                    existing.tree_size, existing.root_hash, existing.note, existing.created_at
-                )
-            else:
-                note = self._signer.sign(head.origin, head.size, head.root_hash)
-                signed = SignedCheckpoint(head.size, head.root_hash, note, self._clock.now())
+        """Sign the current tree head (or reuse the checkpoint of an unchanged log) and witness it.
+
+        The signature is made before this action's own transaction: signing may itself be an audited key
+        use, and SQLite admits one writer at a time."""
+        with self._database.read() as session:
+            head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
+            origin, size, root = head.origin, head.size, head.root_hash
+            existing = session.get(AuditCheckpoint, size)
+            reused = (
+                SignedCheckpoint(size, existing.root_hash, existing.note, existing.created_at)
+                if existing is not None
+                else None
+            )
+        note = reused.note if reused else sign_checkpoint(self._signer, origin, size, root)
+        with self._uow.act(context, "audit.checkpoint", AUDIT_LOG, details={"tree_size": size}) as work:
+            stored = work.session.get(AuditCheckpoint, size)
+            if stored is None:
+                signed = SignedCheckpoint(size, root, note, self._clock.now())
                 work.session.execute(
                     insert(AuditCheckpoint).values(
-                        tree_size=signed.size,
-                        root_hash=signed.root_hash,
-                        note=note,
-                        created_at=signed.created_at,
+                        tree_size=size, root_hash=root, note=note, created_at=signed.created_at
                     )
                 )
-            work.details["tree_size"] = signed.size
+            else:
+                signed = SignedCheckpoint(size, stored.root_hash, stored.note, stored.created_at)
         self._publish(signed)
         return signed
 
@@ -141,7 +144,7 @@ class AuditTrail:
         reports: list[VerifyReport] = []
         try:
             with self._uow.read(context, "audit.verify", AUDIT_LOG) as work:
-                key = self._signer.verifier_key(_origin(work.session))
+                key = verifier_key(self._signer, _origin(work.session))
                 reports.append(verify_log(work.session, key, self._witness))
                 work.details.update(
                     {

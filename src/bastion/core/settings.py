@@ -107,10 +107,6 @@ class Settings(BaseSettings):
         description="Append-only file that witnesses checkpoints; default <state_dir>/audit/witness.jsonl. "
         "Put it where database administrators cannot rewrite it.",
     )
-    audit_checkpoint_key_path: Path | None = Field(
-        default=None,
-        description="Ed25519 checkpoint signing key (0600); default <state_dir>/audit/checkpoint.key.",
-    )
     audit_checkpoint_interval_s: float = Field(
         default=60.0, gt=0, le=86_400, description="How often the server signs and witnesses a checkpoint."
     )
@@ -160,10 +156,6 @@ class Settings(BaseSettings):
     @property
     def effective_witness_path(self) -> Path:
         return self.audit_witness_path or self.state_dir / "audit" / "witness.jsonl"
-
-    @property
-    def effective_checkpoint_key_path(self) -> Path:
-        return self.audit_checkpoint_key_path or self.state_dir / "audit" / "checkpoint.key"
 
     @property
     def effective_master_key_file(self) -> Path:

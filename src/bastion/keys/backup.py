@@ -6,7 +6,7 @@ A backup is a tar with three members:
 - ``keyring.bks`` — the local keyring exactly as on disk: already sealed under the master key, which is *not*
   in the backup (keep it apart — that separation is the point);
 - ``payload.bste`` — an envelope (``bastion.keys.envelope``) under the ``bastion/backup`` key holding a tar
-  of a consistent SQLite snapshot (the online backup API), the audit witness and checkpoint key, and the CA.
+  of a consistent SQLite snapshot (the online backup API), the audit witness and the local CA.
 Plaintext exists only in a 0700 temporary directory that is removed afterwards. Restoring needs the master
 key, refuses a non-empty target, and checks every member name (no absolute paths, no ``..``, no links).
 
@@ -41,10 +41,9 @@ from bastion.store.tables import Key, KeyVersion
 BACKUP_KEY = "bastion/backup"
 FORMAT = "bastion-backup-1"
 OBJECT_ID = "bastion-backup"
-# State files besides the database: the audit witness and checkpoint key, and the local CA.
+# State files besides the database: the audit witness and the local CA.
 STATE_FILES = (
     "audit/witness.jsonl",
-    "audit/checkpoint.key",
     "tls/ca.pem",
     "tls/ca-key.pem",
     "tls/server.pem",

@@ -61,5 +61,19 @@ def local_operator_grants(principal_id: str) -> list[Grant]:
     return _grants("local-operator", principal_id, LOCAL_OPERATOR_ACTIONS)
 
 
+# The key that signs audit checkpoints: the system may create it, read it and sign with it — that key only.
+CHECKPOINT_KEY = "bastion/audit-checkpoint"
+
+
 def system_grants(principal_id: str) -> list[Grant]:
-    return _grants("system", principal_id, SYSTEM_ACTIONS)
+    scoped = [
+        Grant(
+            id=f"default:system:keys.{action}:{CHECKPOINT_KEY}",
+            principal_id=principal_id,
+            action=f"keys.{action}",
+            resource_type="key",
+            resource_id=CHECKPOINT_KEY,
+        )
+        for action in ("create", "read", "sign")
+    ]
+    return [*_grants("system", principal_id, SYSTEM_ACTIONS), *scoped]
