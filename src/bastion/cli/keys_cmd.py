@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -125,16 +127,19 @@ def destroy(
         _show([bastion.keys.destroy(operator_context(), name, version)], json)
 
 
-def _progress(total: int) -> Progress:
-    return Progress(
+@contextmanager
+def _progress(label: str, source: Path) -> Iterator[Callable[[int], None]]:
+    """A transfer bar on stderr (hidden for empty files); yields the callback that advances it."""
+    total = source.stat().st_size
+    columns = (
         "[progress.description]{task.description}",
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
-        console=err,
-        transient=True,
-        disable=total == 0,
     )
+    with Progress(*columns, console=err, transient=True, disable=total == 0) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda count: bar.advance(task, count)
 
 
 @app.command("encrypt")
@@ -147,17 +152,8 @@ def encrypt(
     json: JsonOption = False,
 ) -> None:
     """Encrypt a file (streaming AES-256-GCM under a fresh data key wrapped by KEY)."""
-    with operator_session(settings_from(config)) as bastion, _progress(source.stat().st_size) as bar:
-        task = bar.add_task("encrypting", total=source.stat().st_size)
-        encrypt_file(
-            bastion.keys,
-            operator_context(),
-            key,
-            source,
-            target,
-            object_id,
-            progress=lambda n: bar.advance(task, n),
-        )
+    with operator_session(settings_from(config)) as bastion, _progress("encrypting", source) as advance:
+        encrypt_file(bastion.keys, operator_context(), key, source, target, object_id, progress=advance)
     if json:
         emit_json({"source": str(source), "target": str(target), "key": key})
 
@@ -171,16 +167,8 @@ def decrypt(
     json: JsonOption = False,
 ) -> None:
     """Decrypt a file; nothing is written unless every chunk authenticates."""
-    with operator_session(settings_from(config)) as bastion, _progress(source.stat().st_size) as bar:
-        task = bar.add_task("decrypting", total=source.stat().st_size)
-        decrypt_file(
-            bastion.keys,
-            operator_context(),
-            source,
-            target,
-            object_id,
-            progress=lambda n: bar.advance(task, n),
-        )
+    with operator_session(settings_from(config)) as bastion, _progress("decrypting", source) as advance:
+        decrypt_file(bastion.keys, operator_context(), source, target, object_id, progress=advance)
     if json:
         emit_json({"source": str(source), "target": str(target)})
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bastion.core.errors import ConfigError
 from bastion.core.redaction import contains_secret, is_secret_field
+from bastion.core.settings import read_toml
 
 _URL_CREDENTIALS = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:[^@\s/]+@")
 _BASE64ISH = re.compile(r"^[A-Za-z0-9+/_=-]{20,}$")
@@ -71,11 +70,4 @@ def _walk(value: Any, path: str) -> list[Finding]:
 
 
 def check_config_file(path: Path) -> list[Finding]:
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as error:
-        raise ConfigError(f"Cannot read configuration file {path}: {error.strerror}.") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"Configuration file {path} is not valid TOML: {error}.") from error
-    return _walk(data, "")
+    return _walk(read_toml(path), "")

@@ -179,14 +179,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """The whole TOML document, or a ``ConfigError`` naming the file."""
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except OSError as exc:
         raise ConfigError(f"Cannot read configuration file {path}: {exc.strerror}.") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Configuration file {path} is not valid TOML: {exc}.") from exc
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    data = read_toml(path)
     # Allow both a flat file and one whose settings sit under [bastion].
     section = data.get("bastion", data)
     if not isinstance(section, dict):

@@ -80,16 +80,7 @@ class UnitOfWork:
             with self._database.transaction() as session:
                 work = Work(session, dict(details or {}), set(data_categories))
                 yield work
-                record = self._record(
-                    context,
-                    action,
-                    resource,
-                    Outcome.ALLOWED,
-                    reason=decision.reason,
-                    policy_ids=decision.policy_ids,
-                    details=work.details,
-                    data_categories=work.data_categories,
-                )
+                record = self._allowed(context, action, resource, decision, work)
                 self._append(session, record)
         except AuditUnavailable:
             raise
@@ -169,18 +160,7 @@ class UnitOfWork:
         except Exception as error:
             self._record_failure(context, action, resource, decision, details, (), error)
             raise
-        self._append_alone(
-            self._record(
-                context,
-                action,
-                resource,
-                Outcome.ALLOWED,
-                reason=decision.reason,
-                policy_ids=decision.policy_ids,
-                details=work.details,
-                data_categories=work.data_categories,
-            )
-        )
+        self._append_alone(self._allowed(context, action, resource, decision, work))
 
     def report_failure(
         self, context: Context, action: str, resource: Resource, reason: str, details: dict[str, Any]
@@ -203,6 +183,20 @@ class UnitOfWork:
             # Fail closed: an authorizer that cannot decide has denied.
             log.exception("authorizer failed; denying", extra={"action": action})
             return Decision(allowed=False, reason="authorizer failed")
+
+    def _allowed(
+        self, context: Context, action: str, resource: Resource, decision: Decision, work: Work
+    ) -> AuditRecord:
+        return self._record(
+            context,
+            action,
+            resource,
+            Outcome.ALLOWED,
+            reason=decision.reason,
+            policy_ids=decision.policy_ids,
+            details=work.details,
+            data_categories=work.data_categories,
+        )
 
     def _record(
         self,
