@@ -95,3 +95,16 @@ def test_checkpoints_are_signed_through_the_key_manager_with_a_scoped_grant(
     system.keys.create(OPERATOR(), "other", KeyPurpose.SIGN)
     with pytest.raises(PermissionDenied):  # the system principal's grant covers the checkpoint key only
         system.keys.sign(system_context("test"), "other", b"x")
+
+
+def test_periodic_checkpoint_skips_an_idle_log(system: Bastion, clock: FrozenClock) -> None:
+    from bastion.app.container import system_context  # noqa: PLC0415
+
+    job = system_context("audit-checkpoint")
+    populate(system, clock, 2)
+    first = system.trail.checkpoint_if_changed(job)
+    assert first is not None
+    for _ in range(3):  # nothing happened but checkpointing: no new checkpoints, no growth
+        assert system.trail.checkpoint_if_changed(job) is None
+    populate(system, clock, 1)
+    assert system.trail.checkpoint_if_changed(job) is not None

@@ -63,7 +63,7 @@ def serve(settings: Settings, target: ServeTarget) -> None:
     checkpointer = PeriodicJob(
         "checkpoint",
         settings.audit_checkpoint_interval_s,
-        lambda: bastion.trail.checkpoint(system_context("audit-checkpoint")),
+        lambda: bastion.trail.checkpoint_if_changed(system_context("audit-checkpoint")),
     )
     config = uvicorn.Config(
         bastion.api(),

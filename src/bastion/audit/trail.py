@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from bastion.audit.checkpoints import CheckpointSigner, SignedCheckpoint, sign_checkpoint, verifier_key
@@ -121,6 +121,24 @@ class AuditTrail:
                 signed = SignedCheckpoint(size, stored.root_hash, stored.note, stored.created_at)
         self._publish(signed)
         return signed
+
+    def checkpoint_if_changed(self, context: Context) -> SignedCheckpoint | None:
+        """The server's periodic checkpoint: skipped when nothing but checkpointing itself (done by this same
+        principal) happened since the last one — otherwise an idle log would grow by its own checkpoints."""
+        own_work = ("audit.checkpoint", "keys.sign", "keys.read", "keys.create")
+        with self._database.read() as session:
+            last = session.execute(select(func.max(AuditCheckpoint.tree_size))).scalar()
+            news = session.execute(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(
+                    AuditEvent.seq >= (last or 0),
+                    ~(AuditEvent.actor_id == context.principal.id) | ~AuditEvent.action.in_(own_work),
+                )
+            ).scalar_one()
+        if last is not None and news == 0:
+            return None
+        return self.checkpoint(context)
 
     def _publish(self, signed: SignedCheckpoint) -> None:
         if self._witness is None or signed.size == 0:
