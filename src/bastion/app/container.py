@@ -15,14 +15,16 @@ from bastion.audit.export import Exporter, build_sink
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.errors import ConfigError
 from bastion.core.settings import KeyBackendKind, Settings
+from bastion.identity import ApiKeyAuthenticator, IdentityService
+from bastion.identity.pepper import Pepper
 from bastion.keys.backend import KeyBackend
 from bastion.keys.local import LocalBackend, MasterKeySource
 from bastion.keys.manager import KeyManager
 from bastion.keys.pkcs11_backend import Pkcs11Backend
 from bastion.keys.secrets_store import SecretsStore
 from bastion.policy import Grant, GrantAuthorizer, system_grants
-from bastion.spine import SYSTEM, Context, Principal, PrincipalType, UnitOfWork
-from bastion.spine.authn import NoCredentialsAuthenticator
+from bastion.policy.stored import StoredGrantAuthorizer
+from bastion.spine import SYSTEM, Authenticator, Context, Principal, PrincipalType, UnitOfWork
 from bastion.store import Database
 
 
@@ -38,7 +40,8 @@ class Bastion:
     exporter: Exporter
     keys: KeyManager
     secrets: SecretsStore
-    authenticator: NoCredentialsAuthenticator
+    identity: IdentityService
+    authenticator: Authenticator
 
     def api(self) -> FastAPI:
         return create_api(
@@ -63,10 +66,12 @@ def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | No
     )
     audit_log = MerkleAuditLog()
     writer = GroupCommitWriter(database, audit_log)
-    authorizer = GrantAuthorizer([*grants, *system_grants(SYSTEM.id)])
+    authorizer = StoredGrantAuthorizer(database, GrantAuthorizer([*grants, *system_grants(SYSTEM.id)]))
     uow = UnitOfWork(database, authorizer, audit_log, clock, writer=writer)
     keys = KeyManager(uow, build_key_backend(settings), clock)
     signer = KeyManagerCheckpointSigner(keys, system_context("audit-checkpoint"))
+    secrets = SecretsStore(uow, keys, clock)
+    pepper = Pepper(secrets, system_context("api-key-pepper"))
     witness = FileWitness(settings.effective_witness_path)
     return Bastion(
         settings=settings,
@@ -78,8 +83,9 @@ def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | No
         trail=AuditTrail(database, uow, signer, witness, clock),
         exporter=Exporter(database, uow, [build_sink(sink) for sink in settings.audit_sinks], clock),
         keys=keys,
-        secrets=SecretsStore(uow, keys, clock),
-        authenticator=NoCredentialsAuthenticator(),
+        secrets=secrets,
+        identity=IdentityService(uow, pepper, clock),
+        authenticator=ApiKeyAuthenticator(database, pepper, clock),
     )
 
 

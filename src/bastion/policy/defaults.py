@@ -37,6 +37,14 @@ LOCAL_OPERATOR_ACTIONS += tuple(
     (f"secrets.{action}", "secret") for action in ("write", "read", "list", "delete")
 )
 LOCAL_OPERATOR_ACTIONS += (("backup.create", "state"), ("backup.restore", "state"))
+LOCAL_OPERATOR_ACTIONS += (
+    ("identity.principals.create", "principal"),
+    ("identity.principals.read", "principal"),
+    ("identity.grants.create", "principal"),
+    ("identity.apikeys.create", "principal"),
+    ("identity.apikeys.read", "api_key"),
+    ("identity.apikeys.revoke", "api_key"),
+)
 
 # What Bastion's own background jobs may do, and nothing more.
 SYSTEM_ACTIONS: tuple[tuple[str, str], ...] = (
@@ -65,15 +73,25 @@ def local_operator_grants(principal_id: str) -> list[Grant]:
 CHECKPOINT_KEY = "bastion/audit-checkpoint"
 
 
+PEPPER_SECRET_NAME = "bastion/api-key-pepper"  # noqa: S105 - the name of a secret, not one
+SECRETS_KEY_NAME = "bastion/secrets"
+# Each (action, resource type, resource id) the system needs on one named resource, and nothing wider.
+_SYSTEM_SCOPED: tuple[tuple[str, str, str], ...] = (
+    *((f"keys.{action}", "key", CHECKPOINT_KEY) for action in ("create", "read", "sign")),
+    *((f"secrets.{action}", "secret", PEPPER_SECRET_NAME) for action in ("read", "write", "list")),
+    *((f"keys.{action}", "key", SECRETS_KEY_NAME) for action in ("create", "read", "encrypt", "decrypt")),
+)
+
+
 def system_grants(principal_id: str) -> list[Grant]:
     scoped = [
         Grant(
-            id=f"default:system:keys.{action}:{CHECKPOINT_KEY}",
+            id=f"default:system:{action}:{resource_id}",
             principal_id=principal_id,
-            action=f"keys.{action}",
-            resource_type="key",
-            resource_id=CHECKPOINT_KEY,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
         )
-        for action in ("create", "read", "sign")
+        for action, resource_type, resource_id in _SYSTEM_SCOPED
     ]
     return [*_grants("system", principal_id, SYSTEM_ACTIONS), *scoped]
