@@ -13,7 +13,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from bastion.cli import audit_cmd, backup_cmd, config_cmd, keys_cmd, secrets_cmd, server_cmd
+from bastion.cli import audit_cmd, backup_cmd, config_cmd, identity_cmd, keys_cmd, secrets_cmd, server_cmd
 from bastion.cli.output import emit_json, err, json_mode
 from bastion.core.errors import BastionError, ExitCode
 
@@ -33,6 +33,8 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(backup_cmd.app, name="backup")
+app.add_typer(identity_cmd.principals, name="principals")
+app.add_typer(identity_cmd.apikeys, name="apikeys")
 
 
 def main(argv: list[str] | None = None) -> int:

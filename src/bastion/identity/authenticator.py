@@ -9,7 +9,10 @@ replica.
 from __future__ import annotations
 
 import hmac
+from datetime import timedelta
 from types import MappingProxyType
+
+from sqlalchemy import update
 
 from bastion.core.clock import Clock
 from bastion.core.errors import InvalidCredentials
@@ -20,6 +23,7 @@ from bastion.spine.interfaces import Credentials
 from bastion.store.database import Database
 from bastion.store.tables import ApiKey, PrincipalRow
 
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 # A hash to compare against when the key id is unknown, so both paths cost the same.
 _DUMMY = bytes(32)
 
@@ -51,12 +55,17 @@ class ApiKeyAuthenticator:
             principal = session.get(PrincipalRow, key.principal_id)
             if principal is None or principal.disabled:
                 raise InvalidCredentials
+            principal_id, principal_type = principal.id, PrincipalType(principal.type)
             attributes = dict(principal.attributes)
             attributes["scopes"] = tuple(key.scopes)
             attributes["api_key_id"] = key.key_id
-            return Principal(
-                id=principal.id,
-                type=PrincipalType(principal.type),
-                auth_method="api_key",
-                attributes=MappingProxyType(attributes),
-            )
+            stale = key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION
+        if stale:  # at most one write per key per minute, outside the read snapshot
+            with self._database.transaction() as session:
+                session.execute(update(ApiKey).where(ApiKey.key_id == parsed.key_id).values(last_used_at=now))
+        return Principal(
+            id=principal_id,
+            type=principal_type,
+            auth_method="api_key",
+            attributes=MappingProxyType(attributes),
+        )

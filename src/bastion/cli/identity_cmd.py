@@ -1,0 +1,151 @@
+"""``bastion principals ...`` and ``bastion apikeys ...``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bastion.app.container import operator_context
+from bastion.cli.common import ConfigOption, JsonOption, operator_session, settings_from
+from bastion.cli.output import emit_json, err, out
+from bastion.core.errors import InvalidInput
+from bastion.identity import IssuedKey
+
+principals = typer.Typer(help="Users and service accounts, and what they may do.", no_args_is_help=True)
+apikeys = typer.Typer(help="API keys (shown once; only a keyed hash is stored).", no_args_is_help=True)
+
+
+@principals.command("create")
+def create_principal(
+    principal_id: Annotated[str, typer.Argument(help="user:NAME or service:NAME")],
+    name: Annotated[str, typer.Option("--name", help="Display name.")] = "",
+    attribute: Annotated[
+        list[str] | None, typer.Option("--attr", help="KEY=VALUE, repeatable (ABAC).")
+    ] = None,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    attributes = {}
+    for pair in attribute or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--attr takes KEY=VALUE, got '{pair}'.")
+        attributes[key] = value
+    with operator_session(settings_from(config)) as bastion:
+        info = bastion.identity.create_principal(operator_context(), principal_id, name, attributes)
+    if json:
+        emit_json(
+            {
+                "id": info.id,
+                "type": info.type,
+                "display_name": info.display_name,
+                "attributes": info.attributes,
+            }
+        )
+    else:
+        out.print(f"Created {info.id}.")
+
+
+@principals.command("list")
+def list_principals(config: ConfigOption = None, json: JsonOption = False) -> None:
+    with operator_session(settings_from(config)) as bastion:
+        infos = bastion.identity.list_principals(operator_context())
+    if json:
+        emit_json(
+            [
+                {
+                    "id": i.id,
+                    "type": i.type,
+                    "display_name": i.display_name,
+                    "attributes": i.attributes,
+                    "disabled": i.disabled,
+                }
+                for i in infos
+            ]
+        )
+        return
+    table = Table("id", "type", "name", "attributes", box=None)
+    for info in infos:
+        table.add_row(
+            info.id, info.type, info.display_name, ", ".join(f"{k}={v}" for k, v in info.attributes.items())
+        )
+    out.print(table)
+
+
+@principals.command("grant")
+def grant(
+    principal_id: Annotated[str, typer.Argument()],
+    action: Annotated[str, typer.Argument(help="e.g. audit.read")],
+    resource_type: Annotated[str, typer.Argument(help="e.g. audit_log")],
+    resource_id: Annotated[str | None, typer.Option("--resource-id", help="Only this one resource.")] = None,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Allow PRINCIPAL to perform ACTION on resources of RESOURCE_TYPE (or one of them)."""
+    with operator_session(settings_from(config)) as bastion:
+        grant_id = bastion.identity.grant(
+            operator_context(), principal_id, action, resource_type, resource_id
+        )
+    if json:
+        emit_json({"grant_id": grant_id})
+    else:
+        out.print(f"Granted ({grant_id}).")
+
+
+def _show_key(issued: IssuedKey, json: bool) -> None:
+    if json:
+        emit_json(
+            {
+                "key_id": issued.key_id,
+                "principal_id": issued.principal_id,
+                "token": issued.token,
+                "expires_at": issued.expires_at.isoformat() if issued.expires_at else None,
+            }
+        )
+        return
+    err.print("This is the only time the key is shown; store it in your secret manager now.")
+    out.print(issued.token, markup=False)
+
+
+@apikeys.command("create")
+def create_key(
+    principal_id: Annotated[str, typer.Argument()],
+    expires_in_days: Annotated[int | None, typer.Option("--expires-in-days", min=1, max=366)] = 90,
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help="Narrow the key, e.g. audit.read.")
+    ] = None,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Issue an API key for PRINCIPAL (default lifetime 90 days)."""
+    lifetime = timedelta(days=expires_in_days) if expires_in_days else None
+    with operator_session(settings_from(config)) as bastion:
+        issued = bastion.identity.create_api_key(
+            operator_context(), principal_id, expires_in=lifetime, scopes=tuple(scope or ())
+        )
+    _show_key(issued, json)
+
+
+@apikeys.command("revoke")
+def revoke_key(key_id: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
+    """Revoke a key; it stops working on the next request, on every replica."""
+    with operator_session(settings_from(config)) as bastion:
+        bastion.identity.revoke_api_key(operator_context(), key_id)
+
+
+@apikeys.command("rotate")
+def rotate_key(
+    key_id: Annotated[str, typer.Argument()],
+    overlap_minutes: Annotated[int, typer.Option("--overlap-minutes", min=0, max=10_080)] = 60,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Issue a replacement; the old key keeps working for the overlap only."""
+    with operator_session(settings_from(config)) as bastion:
+        issued = bastion.identity.rotate_api_key(
+            operator_context(), key_id, timedelta(minutes=overlap_minutes)
+        )
+    _show_key(issued, json)
