@@ -162,3 +162,24 @@ def test_unsafe_http_on_loopback_serves_with_a_warning(env: dict[str, str], tmp_
         code, rest = stop(running)
     assert code == 0
     assert "plain HTTP" in "".join(running.output) + rest
+
+
+def test_sdk_with_an_api_key_against_a_running_server(env: dict[str, str], tmp_path: Path) -> None:
+    def cli(*argv: str) -> str:
+        result = subprocess.run(
+            [BASTION, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+        )
+        return result.stdout.strip()
+
+    cli("init")
+    cli("principals", "create", "service:pipeline")
+    cli("principals", "grant", "service:pipeline", "audit.read", "audit_log")
+    token = cli("apikeys", "create", "service:pipeline", "--expires-in-days", "1")
+    running = start(["--port", str(free_port())], env, tmp_path)
+    try:
+        with BastionClient(running.url, ca_file=running.ca, token=token) as client:
+            events = list(client.audit_events(action="identity.apikeys.create"))
+        assert [event["actor_type"] for event in events] == ["operator"]
+    finally:
+        _, rest = stop(running)
+    assert token not in "".join(running.output) + rest

@@ -66,7 +66,7 @@ def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | No
     )
     audit_log = MerkleAuditLog()
     writer = GroupCommitWriter(database, audit_log)
-    authorizer = StoredGrantAuthorizer(database, GrantAuthorizer([*grants, *system_grants(SYSTEM.id)]))
+    authorizer = StoredGrantAuthorizer(database, GrantAuthorizer([*grants, *system_grants(SYSTEM.id)]), clock)
     uow = UnitOfWork(database, authorizer, audit_log, clock, writer=writer)
     keys = KeyManager(uow, build_key_backend(settings), clock)
     signer = KeyManagerCheckpointSigner(keys, system_context("audit-checkpoint"))

@@ -2,15 +2,17 @@
 
 Every failure — unknown id, wrong secret, revoked, expired, disabled principal, malformed — is the same
 ``InvalidCredentials``; the caller's audit record of the refusal is written by the interface. Secrets are
-compared in constant time. Lookups are not cached, so a revocation applies to the very next request on every
-replica.
+compared in constant time. Key records are cached for ``cache_seconds`` (2 s by default), so a revocation
+reaches every replica within that time.
 """
 
 from __future__ import annotations
 
 import hmac
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import Any
 
 from sqlalchemy import update
 
@@ -28,9 +30,24 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 _DUMMY = bytes(32)
 
 
+@dataclass(frozen=True, slots=True)
+class _KeyRecord:
+    secret_hash: bytes
+    usable_until: datetime | None  # expiry; revoked keys are not cached at all
+    principal_id: str
+    principal_type: PrincipalType
+    attributes: MappingProxyType[str, Any]
+    last_used_at: datetime | None
+
+
 class ApiKeyAuthenticator:
-    def __init__(self, database: Database, pepper: Pepper, clock: Clock) -> None:
+    """``cache_seconds`` bounds how long a revocation takes to reach this replica (the issue's "within
+    seconds"); 0 disables the cache."""
+
+    def __init__(self, database: Database, pepper: Pepper, clock: Clock, cache_seconds: float = 2.0) -> None:
         self._database, self._pepper, self._clock = database, pepper, clock
+        self._ttl = timedelta(seconds=cache_seconds)
+        self._cache: dict[str, tuple[datetime, _KeyRecord | None]] = {}
 
     def authenticate(self, credentials: Credentials | None) -> Principal:
         if credentials is None:
@@ -42,30 +59,46 @@ class ApiKeyAuthenticator:
             raise InvalidCredentials
         presented = apikeys.secret_hash(self._pepper.get(), parsed.key_id, parsed.secret)
         now = self._clock.now()
-        with self._database.read() as session:
-            key = session.get(ApiKey, parsed.key_id)
-            valid = hmac.compare_digest(key.secret_hash if key else _DUMMY, presented)
-            if (
-                key is None
-                or not valid
-                or key.revoked_at is not None
-                or (key.expires_at is not None and key.expires_at <= now)
-            ):
-                raise InvalidCredentials
-            principal = session.get(PrincipalRow, key.principal_id)
-            if principal is None or principal.disabled:
-                raise InvalidCredentials
-            principal_id, principal_type = principal.id, PrincipalType(principal.type)
-            attributes = dict(principal.attributes)
-            attributes["scopes"] = tuple(key.scopes)
-            attributes["api_key_id"] = key.key_id
-            stale = key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION
-        if stale:  # at most one write per key per minute, outside the read snapshot
+        record = self._record(parsed.key_id, now)
+        valid = hmac.compare_digest(record.secret_hash if record else _DUMMY, presented)
+        if record is None or not valid or (record.usable_until is not None and record.usable_until <= now):
+            raise InvalidCredentials
+        if record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION:
+            # At most one write per key per minute.
             with self._database.transaction() as session:
                 session.execute(update(ApiKey).where(ApiKey.key_id == parsed.key_id).values(last_used_at=now))
+            self._cache[parsed.key_id] = (now, replace(record, last_used_at=now))
         return Principal(
-            id=principal_id,
-            type=principal_type,
+            id=record.principal_id,
+            type=record.principal_type,
             auth_method="api_key",
-            attributes=MappingProxyType(attributes),
+            attributes=record.attributes,
         )
+
+    def _record(self, key_id: str, now: datetime) -> _KeyRecord | None:
+        cached = self._cache.get(key_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        with self._database.read() as session:
+            key = session.get(ApiKey, key_id)
+            principal = session.get(PrincipalRow, key.principal_id) if key else None
+            record = None
+            if (
+                key is not None
+                and key.revoked_at is None
+                and principal is not None
+                and not principal.disabled
+            ):
+                attributes = {**principal.attributes, "scopes": tuple(key.scopes), "api_key_id": key.key_id}
+                record = _KeyRecord(
+                    key.secret_hash,
+                    key.expires_at,
+                    principal.id,
+                    PrincipalType(principal.type),
+                    MappingProxyType(attributes),
+                    key.last_used_at,
+                )
+        if len(self._cache) > 10_000:  # bounded: unknown ids from an attacker must not grow it forever
+            self._cache.clear()
+        self._cache[key_id] = (now, record)
+        return record
