@@ -64,13 +64,11 @@ def main() -> None:
         api_key()  # warm: pepper loaded, last-used stamped
         base, keyed = _time(baseline), _time(api_key)
         bastion.close()
-    print(
-        f"baseline: anonymous request, authorizer only:          p50 {base[0]:7.1f} us   p99 {base[1]:7.1f} us"
-    )
-    print(
-        f"API key: authenticate + authorize (stored grant):      p50 {keyed[0]:7.1f} us   p99 {keyed[1]:7.1f} us"
-        f"   ({keyed[0] / base[0]:.1f}x baseline)"
-    )
+    for label, (p50, p99) in (
+        ("baseline: anonymous request, authorizer only", base),
+        ("API key: authenticate + authorize (stored grant)", keyed),
+    ):
+        print(f"{label:50s} p50 {p50:7.1f} us   p99 {p99:7.1f} us   ({p50 / base[0]:.1f}x baseline)")
 
 
 if __name__ == "__main__":

@@ -80,7 +80,9 @@ def test_sign_and_verify(keys: KeyManager, ctx: Context, algorithm: KeyAlgorithm
     version, signature = keys.sign(ctx, "signer", b"model digest")
     assert keys.verify(ctx, "signer", version, b"model digest", signature)
     assert not keys.verify(ctx, "signer", version, b"model digesT", signature)
-    assert not keys.verify(ctx, "signer", version, b"model digest", signature[:-1] + b"\x00")
+    assert not keys.verify(
+        ctx, "signer", version, b"model digest", signature[:-1] + bytes([signature[-1] ^ 1])
+    )
     keys.rotate(ctx, "signer")
     assert keys.verify(ctx, "signer", version, b"model digest", signature)  # old versions still verify
     assert b"BEGIN PUBLIC KEY" in keys.public_key_pem(ctx, "signer", version)
