@@ -8,9 +8,10 @@ from fastapi import FastAPI
 
 from bastion.api import problems
 from bastion.api.middleware import RequestContextMiddleware
-from bastion.api.routes import audit, health
+from bastion.api.routes import audit, health, oauth
 from bastion.audit.query import AuditQueries
-from bastion.spine.interfaces import Authenticator
+from bastion.identity.bearer import BearerAuthenticator
+from bastion.identity.tokens import TokenService
 from bastion.spine.uow import UnitOfWork
 from bastion.store.database import Database
 
@@ -18,9 +19,10 @@ from bastion.store.database import Database
 @dataclass(frozen=True, slots=True)
 class ApiServices:
     database: Database
-    authenticator: Authenticator
+    authenticator: BearerAuthenticator
     uow: UnitOfWork
     audit: AuditQueries
+    tokens: TokenService
 
 
 def create_api(services: ApiServices) -> FastAPI:
@@ -37,4 +39,5 @@ def create_api(services: ApiServices) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(audit.router)
+    app.include_router(oauth.router)
     return app

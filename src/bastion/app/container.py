@@ -16,7 +16,10 @@ from bastion.core.clock import Clock, SystemClock
 from bastion.core.errors import ConfigError
 from bastion.core.settings import KeyBackendKind, Settings
 from bastion.identity import ApiKeyAuthenticator, IdentityService
+from bastion.identity.bearer import BearerAuthenticator
+from bastion.identity.jwt_authenticator import JwtAuthenticator
 from bastion.identity.pepper import Pepper
+from bastion.identity.tokens import TokenService
 from bastion.keys.backend import KeyBackend
 from bastion.keys.local import LocalBackend, MasterKeySource
 from bastion.keys.manager import KeyManager
@@ -24,7 +27,7 @@ from bastion.keys.pkcs11_backend import Pkcs11Backend
 from bastion.keys.secrets_store import SecretsStore
 from bastion.policy import Grant, GrantAuthorizer, system_grants
 from bastion.policy.stored import StoredGrantAuthorizer
-from bastion.spine import SYSTEM, Authenticator, Context, Principal, PrincipalType, UnitOfWork
+from bastion.spine import SYSTEM, Context, Principal, PrincipalType, UnitOfWork
 from bastion.store import Database
 
 
@@ -41,12 +44,17 @@ class Bastion:
     keys: KeyManager
     secrets: SecretsStore
     identity: IdentityService
-    authenticator: Authenticator
+    tokens: TokenService
+    authenticator: BearerAuthenticator
 
     def api(self) -> FastAPI:
         return create_api(
             ApiServices(
-                database=self.database, authenticator=self.authenticator, uow=self.uow, audit=self.audit
+                database=self.database,
+                authenticator=self.authenticator,
+                uow=self.uow,
+                audit=self.audit,
+                tokens=self.tokens,
             )
         )
 
@@ -72,6 +80,7 @@ def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | No
     signer = KeyManagerCheckpointSigner(keys, system_context("audit-checkpoint"))
     secrets = SecretsStore(uow, keys, clock)
     pepper = Pepper(secrets, system_context("api-key-pepper"))
+    tokens = TokenService(uow, keys, clock, settings.effective_public_url, system_context("token-signing"))
     witness = FileWitness(settings.effective_witness_path)
     return Bastion(
         settings=settings,
@@ -85,7 +94,10 @@ def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | No
         keys=keys,
         secrets=secrets,
         identity=IdentityService(uow, pepper, clock),
-        authenticator=ApiKeyAuthenticator(database, pepper, clock),
+        tokens=tokens,
+        authenticator=BearerAuthenticator(
+            ApiKeyAuthenticator(database, pepper, clock), JwtAuthenticator(database, tokens, clock)
+        ),
     )
 
 

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     unsafe_http: StrictFlag = Field(
         default=False, description="Serve plain HTTP instead of HTTPS. Loopback only; logs a warning."
     )
+    public_url: str | None = Field(
+        default=None, description="URL clients reach Bastion at: the token issuer. Default https://HOST:PORT."
+    )
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.JSON
     audit_witness_path: Path | None = Field(
@@ -160,6 +163,11 @@ class Settings(BaseSettings):
     @property
     def effective_master_key_file(self) -> Path:
         return self.master_key_file or self.state_dir / "master.key"
+
+    @property
+    def effective_public_url(self) -> str:
+        scheme = "http" if self.unsafe_http else "https"
+        return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")
 
     @property
     def keyring_path(self) -> Path:

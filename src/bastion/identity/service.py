@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +20,7 @@ from bastion.identity import apikeys
 from bastion.identity.pepper import Pepper
 from bastion.spine.context import Context, PrincipalType, Resource
 from bastion.spine.uow import UnitOfWork
-from bastion.store.tables import ApiKey, PrincipalRow, StoredGrant
+from bastion.store.tables import ApiKey, PrincipalRow, RevokedToken, StoredGrant
 
 _ID = re.compile(r"^(user|service):[a-z0-9][a-z0-9._@-]{0,200}$")
 _ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -186,6 +186,13 @@ class IdentityService:
                 cutoff = self._clock.now() + overlap
                 old.expires_at = min(old.expires_at, cutoff) if old.expires_at else cutoff
         return issued
+
+
+def revoke_token(uow: UnitOfWork, context: Context, jti: str, expires_at: datetime) -> None:
+    """Refuse an access token before it expires (by its jti). Takes effect at once: jtis are not cached."""
+    with uow.act(context, "identity.tokens.revoke", Resource("token", jti)) as work:
+        if work.session.get(RevokedToken, jti) is None:
+            work.session.add(RevokedToken(jti=jti, expires_at=expires_at, revoked_at=datetime.now(UTC)))
 
 
 def _principal(session: Any, principal_id: str) -> PrincipalRow:

@@ -44,6 +44,7 @@ LOCAL_OPERATOR_ACTIONS += (
     ("identity.apikeys.create", "principal"),
     ("identity.apikeys.read", "api_key"),
     ("identity.apikeys.revoke", "api_key"),
+    ("identity.tokens.revoke", "token"),
 )
 
 # What Bastion's own background jobs may do, and nothing more.
@@ -73,11 +74,13 @@ def local_operator_grants(principal_id: str) -> list[Grant]:
 CHECKPOINT_KEY = "bastion/audit-checkpoint"
 
 
+TOKEN_KEY = "bastion/token-signing"  # noqa: S105 - a key name
 PEPPER_SECRET_NAME = "bastion/api-key-pepper"  # noqa: S105 - the name of a secret, not one
 SECRETS_KEY_NAME = "bastion/secrets"
 # Each (action, resource type, resource id) the system needs on one named resource, and nothing wider.
 _SYSTEM_SCOPED: tuple[tuple[str, str, str], ...] = (
     *((f"keys.{action}", "key", CHECKPOINT_KEY) for action in ("create", "read", "sign")),
+    *((f"keys.{action}", "key", TOKEN_KEY) for action in ("create", "read", "sign")),
     *((f"secrets.{action}", "secret", PEPPER_SECRET_NAME) for action in ("read", "write", "list")),
     *((f"keys.{action}", "key", SECRETS_KEY_NAME) for action in ("create", "read", "encrypt", "decrypt")),
 )

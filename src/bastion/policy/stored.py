@@ -18,6 +18,9 @@ from bastion.spine.interfaces import Decision
 from bastion.store.database import Database
 from bastion.store.tables import StoredGrant
 
+# What any authenticated principal may do to itself: exchange its own credential for an access token.
+SELF_SERVICE = {"identity.tokens.issue": "default:self-service:tokens.issue"}
+
 
 def scope_allows(scopes: tuple[str, ...], action: str) -> bool:
     return any(
@@ -43,6 +46,12 @@ class StoredGrantAuthorizer:
         scopes = tuple(principal.attributes.get("scopes", ()))
         if scopes and not scope_allows(scopes, action):
             return Decision(allowed=False, reason="outside the credential's scopes")
+        if (
+            action in SELF_SERVICE
+            and resource == Resource("principal", principal.id)
+            and not principal.is_anonymous
+        ):
+            return Decision(allowed=True, reason="self-service", policy_ids=(SELF_SERVICE[action],))
         decision = self._static.authorize(context, action, resource)
         if decision.allowed or principal.is_anonymous:
             return decision

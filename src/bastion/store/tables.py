@@ -246,3 +246,13 @@ class StoredGrant(Base):
     resource_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str] = mapped_column(String(255))
+
+
+class RevokedToken(Base):
+    """Access tokens revoked before they expire (by jti). Rows past ``expires_at`` may be dropped."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime] = mapped_column(UtcDateTime())

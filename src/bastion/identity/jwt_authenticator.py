@@ -1,0 +1,94 @@
+"""Verifies Bastion access tokens. All JOSE parsing and signature checking is joserfc's.
+
+Fails closed, with one opaque ``InvalidCredentials``, on: anything but ES256 (so ``none`` and HS256-with-the-
+public-key are refused before a signature is even considered), a kid not in our key set, a bad signature or
+payload, a token over 8 KiB, a missing or wrong ``iss``/``aud``, an ``exp``/``nbf``/``iat`` outside a 30 s
+leeway, a revoked ``jti``, or a disabled or unknown subject. Header fields that point elsewhere for keys —
+``jku``, ``x5u``, ``jwk``, ``x5c`` — are never followed: keys come only from our own key set.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from joserfc.jwt import JWTClaimsRegistry
+
+from bastion.core.clock import Clock
+from bastion.core.errors import InvalidCredentials
+from bastion.identity.tokens import ALGORITHM, AUDIENCE, TokenService
+from bastion.spine.context import Principal, PrincipalType
+from bastion.store.database import Database
+from bastion.store.tables import PrincipalRow, RevokedToken
+
+MAX_TOKEN_BYTES = 8192
+LEEWAY_SECONDS = 30
+KEYSET_REFRESH = timedelta(seconds=30)  # how soon a destroyed signing-key version stops verifying
+UNKNOWN_KID_REFRESH = timedelta(seconds=5)
+
+
+class JwtAuthenticator:
+    def __init__(self, database: Database, tokens: TokenService, clock: Clock) -> None:
+        self._database, self._tokens, self._clock = database, tokens, clock
+        self._keys: KeySet | None = None
+        self._loaded_at: datetime | None = None
+
+    def _key_set(self, kid: object) -> KeySet:
+        """Cached for 30 s; a kid we do not know (a rotation) reloads it — at most once every 5 s, so random
+        kids cannot turn every request into a key-manager round trip."""
+        now = self._clock.now()
+        age = None if self._loaded_at is None else now - self._loaded_at
+        known = (
+            self._keys is not None and isinstance(kid, str) and any(key.kid == kid for key in self._keys.keys)
+        )
+        if (
+            self._keys is None
+            or age is None
+            or age > KEYSET_REFRESH
+            or (not known and age > UNKNOWN_KID_REFRESH)
+        ):
+            self._keys, self._loaded_at = self._tokens.key_set(), now
+        return self._keys
+
+    def authenticate_token(self, token: str) -> Principal:
+        if len(token) > MAX_TOKEN_BYTES:
+            raise InvalidCredentials
+        try:
+            kid = jws.extract_compact(token.encode()).headers().get("kid") if token.count(".") == 2 else None
+            decoded = jwt.decode(token, self._key_set(kid), algorithms=[ALGORITHM])
+            now = int(self._clock.now().timestamp())
+            registry = JWTClaimsRegistry(
+                now=now,
+                leeway=LEEWAY_SECONDS,
+                iss={"essential": True, "value": self._tokens.issuer},
+                aud={"essential": True, "value": AUDIENCE},
+                sub={"essential": True},
+                exp={"essential": True},
+                nbf={"essential": True},
+                iat={"essential": True},
+                jti={"essential": True},
+            )
+            registry.validate(decoded.claims)
+            claims = decoded.claims
+            if int(claims["iat"]) > now + LEEWAY_SECONDS:
+                raise InvalidCredentials
+        except (JoseError, ValueError, TypeError, KeyError) as error:
+            raise InvalidCredentials from error
+        with self._database.read() as session:
+            if session.get(RevokedToken, str(claims["jti"])) is not None:
+                raise InvalidCredentials
+            row = session.get(PrincipalRow, str(claims["sub"]))
+            if row is None or row.disabled:
+                raise InvalidCredentials
+            principal_type, attributes = PrincipalType(row.type), dict(row.attributes)
+        scopes = tuple(str(claims.get("scope", "")).split())
+        attributes.update(scopes=scopes, token_id=str(claims["jti"]))
+        return Principal(
+            id=str(claims["sub"]),
+            type=principal_type,
+            auth_method="jwt",
+            attributes=MappingProxyType(attributes),
+        )
