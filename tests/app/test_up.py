@@ -7,6 +7,7 @@ import os
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -183,3 +184,49 @@ def test_sdk_with_an_api_key_against_a_running_server(env: dict[str, str], tmp_p
     finally:
         _, rest = stop(running)
     assert token not in "".join(running.output) + rest
+
+
+def test_client_credentials_from_a_running_server_verify_with_an_independent_library(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    import base64  # noqa: PLC0415
+    from urllib.parse import quote_plus  # noqa: PLC0415
+
+    import jwt as pyjwt  # noqa: PLC0415
+
+    def cli(*argv: str) -> str:
+        result = subprocess.run(
+            [BASTION, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+        )
+        return result.stdout.strip()
+
+    cli("init")
+    cli("principals", "create", "service:etl")
+    secret = cli("apikeys", "create", "service:etl")
+    running = start(["--port", str(free_port())], env, tmp_path)
+    try:
+        with httpx.Client(
+            base_url=running.url, verify=ssl.create_default_context(cafile=str(running.ca))
+        ) as http:
+            basic = base64.b64encode(f"{quote_plus('service:etl')}:{quote_plus(secret)}".encode()).decode()
+            response = http.post(
+                "/oauth/token",
+                content="grant_type=client_credentials",
+                headers={
+                    "authorization": f"Basic {basic}",
+                    "content-type": "application/x-www-form-urlencoded",
+                },
+            )
+            assert response.status_code == 200, response.text
+            token = response.json()["access_token"]
+            metadata = http.get("/.well-known/oauth-authorization-server").json()
+            jwks = http.get("/.well-known/jwks.json").json()
+    finally:
+        stop(running)
+    kid = pyjwt.get_unverified_header(token)["kid"]
+    [jwk] = [key for key in jwks["keys"] if key["kid"] == kid]
+    claims = pyjwt.decode(
+        token, pyjwt.PyJWK(jwk).key, algorithms=["ES256"], audience="bastion", issuer=metadata["issuer"]
+    )
+    assert claims["sub"] == "service:etl"
+    assert claims["exp"] - claims["iat"] <= 900

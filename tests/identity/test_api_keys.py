@@ -4,42 +4,22 @@ never a 5xx."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from bastion.app import Bastion, build, local_operator
+from bastion.app import Bastion
 from bastion.app.container import operator_context
 from bastion.audit import AuditFilter
 from bastion.core.clock import FrozenClock
 from bastion.core.errors import InvalidInput, PermissionDenied
-from bastion.core.settings import load_settings
 from bastion.identity import IssuedKey
-from bastion.policy import local_operator_grants
 from bastion.spine import Context, Principal, PrincipalType
-from bastion.store import migrate
 from bastion.store.tables import ApiKey
 
 EVENTS = "/v1/audit/events"
-
-
-@pytest.fixture
-def system(tmp_path: Path, database_url: str, clock: FrozenClock) -> Iterator[Bastion]:
-    settings = load_settings(overrides={"state_dir": tmp_path / "state", "database_url": database_url})
-    built = build(settings, grants=local_operator_grants(local_operator().id), clock=clock)
-    migrate(built.database)
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def client(system: Bastion) -> Iterator[TestClient]:
-    with TestClient(system.api(), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 @pytest.fixture
