@@ -2,7 +2,8 @@
 
 Measured on the path every request takes — ``ApiKeyAuthenticator.authenticate`` then the authorizer, with the
 pepper already loaded and the key's last-used stamp fresh — against the baseline of an anonymous request (no
-credential: the authorizer alone), in the same run, on SQLite. JWT and mTLS are not built yet.
+credential: the authorizer alone), in the same run, on SQLite. For API keys and ES256 access tokens; mTLS is
+not built yet.
 
 Run: ``.venv/bin/python -m benchmarks.bench_auth``.
 """
@@ -48,6 +49,10 @@ def main() -> None:
         bastion.identity.grant(ops, "service:bench", "audit.read", "audit_log")
         token = bastion.identity.create_api_key(ops, "service:bench").token
         credentials = Credentials(scheme="bearer", value=SecretStr(token))
+        client = Context(bastion.authenticator.authenticate(credentials))
+        jwt_credentials = Credentials(
+            scheme="bearer", value=SecretStr(bastion.tokens.issue(client, ()).token)
+        )
         authorizer = bastion.uow._authorizer
         anonymous = Context(bastion.authenticator.authenticate(None))
 
@@ -61,14 +66,20 @@ def main() -> None:
                 raise SystemExit("benchmark principal was not authorized")
             return decision
 
+        def jwt() -> object:
+            principal = bastion.authenticator.authenticate(jwt_credentials)
+            return authorizer.authorize(Context(principal), "audit.read", AUDIT_LOG)
+
         api_key()  # warm: pepper loaded, last-used stamped
-        base, keyed = _time(baseline), _time(api_key)
+        jwt()  # warm: key set loaded
+        base, keyed, signed = _time(baseline), _time(api_key), _time(jwt)
         bastion.close()
     for label, (p50, p99) in (
         ("baseline: anonymous request, authorizer only", base),
         ("API key: authenticate + authorize (stored grant)", keyed),
+        ("JWT (ES256): authenticate + authorize (stored grant)", signed),
     ):
-        print(f"{label:50s} p50 {p50:7.1f} us   p99 {p99:7.1f} us   ({p50 / base[0]:.1f}x baseline)")
+        print(f"{label:53s} p50 {p50:7.1f} us   p99 {p99:7.1f} us   ({p50 / base[0]:.1f}x baseline)")
 
 
 if __name__ == "__main__":

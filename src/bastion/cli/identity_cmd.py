@@ -149,3 +149,17 @@ def rotate_key(
             operator_context(), key_id, timedelta(minutes=overlap_minutes)
         )
     _show_key(issued, json)
+
+
+tokens = typer.Typer(
+    help="Access tokens (OAuth 2.0 client credentials at POST /oauth/token).", no_args_is_help=True
+)
+
+
+@tokens.command("revoke")
+def revoke_token(
+    jti: Annotated[str, typer.Argument(help="The token's jti claim.")], config: ConfigOption = None
+) -> None:
+    """Refuse an access token before it expires (takes effect within 2 seconds)."""
+    with operator_session(settings_from(config)) as bastion:
+        bastion.identity.revoke_token(operator_context(), jti)

@@ -35,6 +35,7 @@ app.add_typer(secrets_cmd.app, name="secrets")
 app.add_typer(backup_cmd.app, name="backup")
 app.add_typer(identity_cmd.principals, name="principals")
 app.add_typer(identity_cmd.apikeys, name="apikeys")
+app.add_typer(identity_cmd.tokens, name="tokens")
 
 
 def main(argv: list[str] | None = None) -> int:

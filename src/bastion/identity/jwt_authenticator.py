@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -28,6 +29,7 @@ MAX_TOKEN_BYTES = 8192
 LEEWAY_SECONDS = 30
 KEYSET_REFRESH = timedelta(seconds=30)  # how soon a destroyed signing-key version stops verifying
 UNKNOWN_KID_REFRESH = timedelta(seconds=5)
+SUBJECT_CACHE = timedelta(seconds=2)
 
 
 class JwtAuthenticator:
@@ -35,6 +37,7 @@ class JwtAuthenticator:
         self._database, self._tokens, self._clock = database, tokens, clock
         self._keys: KeySet | None = None
         self._loaded_at: datetime | None = None
+        self._subjects: dict[str, tuple[datetime, tuple[PrincipalType, dict[str, Any]] | None]] = {}
 
     def _key_set(self, kid: object) -> KeySet:
         """Cached for 30 s; a kid we do not know (a rotation) reloads it — at most once every 5 s, so random
@@ -52,6 +55,23 @@ class JwtAuthenticator:
         ):
             self._keys, self._loaded_at = self._tokens.key_set(), now
         return self._keys
+
+    def _subject(self, jti: str, sub: str) -> tuple[PrincipalType, dict[str, Any]] | None:
+        """The token's subject if the jti is not revoked and the subject is enabled; cached 2 s per jti, so a
+        revocation or a disabled principal takes effect within seconds."""
+        now = self._clock.now()
+        cached = self._subjects.get(jti)
+        if cached is not None and now - cached[0] < SUBJECT_CACHE:
+            return cached[1]
+        with self._database.read() as session:
+            row = session.get(PrincipalRow, sub)
+            result = None
+            if session.get(RevokedToken, jti) is None and row is not None and not row.disabled:
+                result = (PrincipalType(row.type), dict(row.attributes))
+        if len(self._subjects) > 10_000:  # bounded whatever is presented
+            self._subjects.clear()
+        self._subjects[jti] = (now, result)
+        return result
 
     def authenticate_token(self, token: str) -> Principal:
         if len(token) > MAX_TOKEN_BYTES:
@@ -77,13 +97,10 @@ class JwtAuthenticator:
                 raise InvalidCredentials
         except (JoseError, ValueError, TypeError, KeyError) as error:
             raise InvalidCredentials from error
-        with self._database.read() as session:
-            if session.get(RevokedToken, str(claims["jti"])) is not None:
-                raise InvalidCredentials
-            row = session.get(PrincipalRow, str(claims["sub"]))
-            if row is None or row.disabled:
-                raise InvalidCredentials
-            principal_type, attributes = PrincipalType(row.type), dict(row.attributes)
+        subject = self._subject(str(claims["jti"]), str(claims["sub"]))
+        if subject is None:
+            raise InvalidCredentials
+        principal_type, attributes = subject[0], dict(subject[1])
         scopes = tuple(str(claims.get("scope", "")).split())
         attributes.update(scopes=scopes, token_id=str(claims["jti"]))
         return Principal(
