@@ -1,0 +1,108 @@
+"""Property: no sequence of calls by a non-admin principal gives it a permission its grants do not allow —
+minting keys for itself or others, granting itself, creating principals, revoking others' keys, rotating its
+way to a wider key, or using a token to do any of it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from bastion.app import Bastion, build, local_operator
+from bastion.app.container import operator_context
+from bastion.core.errors import BastionError
+from bastion.core.settings import load_settings
+from bastion.policy import local_operator_grants
+from bastion.spine import Context, Principal, PrincipalType, Resource
+from bastion.store import migrate
+from bastion.store.tables import ApiKey
+
+LOW = "service:low"
+OTHER = "service:other"
+PROBES = [  # what the low principal might try to gain
+    ("identity.apikeys.create", Resource("principal", LOW)),
+    ("identity.apikeys.create", Resource("principal", OTHER)),
+    ("identity.grants.create", Resource("principal", LOW)),
+    ("identity.principals.create", Resource("principal", "service:new")),
+    ("identity.apikeys.revoke", Resource("api_key", "any")),
+    ("keys.create", Resource("key", "mine")),
+    ("keys.decrypt", Resource("key", "bastion/secrets")),
+    ("secrets.read", Resource("secret", "bastion/api-key-pepper")),
+    ("audit.read", Resource("audit_log", "main")),
+    ("audit.prune", Resource("audit_log", "main")),
+    ("backup.create", Resource("state", "main")),
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Bastion, str]]:
+    root: Path = tmp_path_factory.mktemp("escalation")
+    system = build(
+        load_settings(overrides={"state_dir": root}), grants=local_operator_grants(local_operator().id)
+    )
+    migrate(system.database)
+    ops = operator_context()
+    for principal in (LOW, OTHER):
+        system.identity.create_principal(ops, principal)
+    system.identity.grant(ops, LOW, "audit.read", "audit_log")
+    other_key = system.identity.create_api_key(ops, OTHER).key_id
+    yield system, other_key
+    system.close()
+
+
+def allowed(system: Bastion, context: Context) -> set[str]:
+    authorizer = system.uow._authorizer
+    return {f"{a}:{r.type}:{r.id}" for a, r in PROBES if authorizer.authorize(context, a, r).allowed}
+
+
+def moves(system: Bastion, me: Context, other_key: str) -> list[Callable[[], object]]:
+    identity = system.identity
+    return [
+        lambda: identity.create_api_key(me, LOW),
+        lambda: identity.create_api_key(me, OTHER),
+        lambda: identity.create_api_key(me, LOW, scopes=("identity.*",)),
+        lambda: identity.grant(me, LOW, "identity.grants.create", "principal"),
+        lambda: identity.grant(me, LOW, "keys.create", "key"),
+        lambda: identity.grant(me, OTHER, "audit.read", "audit_log"),
+        lambda: identity.create_principal(me, "service:sock-puppet"),
+        lambda: identity.revoke_api_key(me, other_key),
+        lambda: identity.rotate_api_key(me, other_key),
+        lambda: identity.revoke_token(me, "someone-elses-jti"),
+        lambda: system.keys.create(
+            me, "mine", __import__("bastion.keys.model").keys.model.KeyPurpose.ENCRYPT
+        ),
+        lambda: system.secrets.get(me, "bastion/api-key-pepper"),
+        lambda: system.trail.prune(me, 1),
+    ]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.integers(min_value=0, max_value=12), min_size=1, max_size=8),
+    st.sampled_from(["api_key", "jwt"]),
+)
+def test_no_call_sequence_widens_a_principals_permissions(
+    world: tuple[Bastion, str], sequence: list[int], method: str
+) -> None:
+    system, other_key = world
+    me = Context(Principal(id=LOW, type=PrincipalType.SERVICE, auth_method=method))
+    before = allowed(system, me)
+    assert before == {"audit.read:audit_log:main"}
+    candidates = moves(system, me, other_key)
+    for index in sequence:
+        with contextlib.suppress(BastionError):  # refused is expected; what matters is the state afterwards
+            candidates[index]()
+        assert allowed(system, me) == before
+    # and nothing was minted for the low principal behind our back
+    with system.database.read() as session:
+        assert (
+            session.execute(
+                select(func.count()).select_from(ApiKey).where(ApiKey.principal_id == LOW)
+            ).scalar()
+            == 0
+        )
