@@ -8,8 +8,9 @@ from fastapi import FastAPI
 
 from bastion.api import problems
 from bastion.api.middleware import RequestContextMiddleware
-from bastion.api.routes import audit, health, oauth
+from bastion.api.routes import audit, health, identity, oauth
 from bastion.audit.query import AuditQueries
+from bastion.identity import IdentityService
 from bastion.identity.bearer import BearerAuthenticator
 from bastion.identity.tokens import TokenService
 from bastion.spine.uow import UnitOfWork
@@ -23,6 +24,7 @@ class ApiServices:
     uow: UnitOfWork
     audit: AuditQueries
     tokens: TokenService
+    identity: IdentityService
 
 
 def create_api(services: ApiServices) -> FastAPI:
@@ -40,4 +42,5 @@ def create_api(services: ApiServices) -> FastAPI:
     app.include_router(health.router)
     app.include_router(audit.router)
     app.include_router(oauth.router)
+    app.include_router(identity.router)
     return app

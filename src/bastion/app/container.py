@@ -55,6 +55,7 @@ class Bastion:
                 uow=self.uow,
                 audit=self.audit,
                 tokens=self.tokens,
+                identity=self.identity,
             )
         )
 

@@ -1,0 +1,139 @@
+"""Identity administration over HTTP: principals, grants, API keys, token revocation.
+
+Thin adapters over ``IdentityService``: the same authorization and audit as the CLI. A new API key's token is
+in the 201 response and nowhere else.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel, Field
+
+from bastion.api.deps import RequestContext
+from bastion.identity import IdentityService, IssuedKey, PrincipalInfo
+
+router = APIRouter(prefix="/v1", tags=["identity"])
+PrincipalId = Annotated[str, Path(max_length=210)]
+
+
+class NewPrincipal(BaseModel):
+    id: str = Field(max_length=210)
+    display_name: str = Field(default="", max_length=255)
+    attributes: dict[str, str] = Field(default_factory=dict, max_length=64)
+
+
+class PrincipalOut(BaseModel):
+    id: str
+    type: str
+    display_name: str
+    attributes: dict[str, Any]
+    disabled: bool
+
+
+class NewGrant(BaseModel):
+    action: str = Field(max_length=128)
+    resource_type: str = Field(max_length=64)
+    resource_id: str | None = Field(default=None, max_length=255)
+
+
+class NewApiKey(BaseModel):
+    expires_in_days: int | None = Field(default=90, ge=1, le=366)
+    scopes: list[str] = Field(default_factory=list, max_length=32)
+
+
+class IssuedKeyOut(BaseModel):
+    key_id: str
+    principal_id: str
+    expires_at: str | None
+    token: str = Field(description="Shown once; only a keyed hash is kept.")
+
+
+class Rotation(BaseModel):
+    overlap_minutes: int = Field(default=60, ge=0, le=10_080)
+
+
+class TokenRevocation(BaseModel):
+    jti: str = Field(min_length=1, max_length=64)
+
+
+def _services(request: Request) -> IdentityService:
+    service: IdentityService = request.app.state.services.identity
+    return service
+
+
+@router.post("/principals", status_code=201, response_model=PrincipalOut)
+def create_principal(request: Request, context: RequestContext, body: NewPrincipal) -> PrincipalOut:
+    return _principal(
+        _services(request).create_principal(context, body.id, body.display_name, body.attributes)
+    )
+
+
+@router.get("/principals", response_model=list[PrincipalOut])
+def list_principals(request: Request, context: RequestContext) -> list[PrincipalOut]:
+    return [_principal(info) for info in _services(request).list_principals(context)]
+
+
+@router.post("/principals/{principal_id}/grants", status_code=201)
+def grant(
+    request: Request, context: RequestContext, principal_id: PrincipalId, body: NewGrant
+) -> dict[str, str]:
+    grant_id = _services(request).grant(
+        context, principal_id, body.action, body.resource_type, body.resource_id
+    )
+    return {"grant_id": grant_id}
+
+
+@router.post("/principals/{principal_id}/apikeys", status_code=201, response_model=IssuedKeyOut)
+def create_api_key(
+    request: Request, context: RequestContext, principal_id: PrincipalId, body: NewApiKey
+) -> IssuedKeyOut:
+    lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    issued = _services(request).create_api_key(
+        context, principal_id, expires_in=lifetime, scopes=tuple(body.scopes)
+    )
+    return _issued(issued)
+
+
+@router.delete("/apikeys/{key_id}", status_code=204)
+def revoke_api_key(
+    request: Request, context: RequestContext, key_id: Annotated[str, Path(max_length=32)]
+) -> Response:
+    _services(request).revoke_api_key(context, key_id)
+    return Response(status_code=204)
+
+
+@router.post("/apikeys/{key_id}/rotate", status_code=201, response_model=IssuedKeyOut)
+def rotate_api_key(
+    request: Request, context: RequestContext, key_id: Annotated[str, Path(max_length=32)], body: Rotation
+) -> IssuedKeyOut:
+    return _issued(
+        _services(request).rotate_api_key(context, key_id, timedelta(minutes=body.overlap_minutes))
+    )
+
+
+@router.post("/tokens/revoke", status_code=204)
+def revoke_token(request: Request, context: RequestContext, body: TokenRevocation) -> Response:
+    _services(request).revoke_token(context, body.jti)
+    return Response(status_code=204)
+
+
+def _principal(info: PrincipalInfo) -> PrincipalOut:
+    return PrincipalOut(
+        id=info.id,
+        type=info.type,
+        display_name=info.display_name,
+        attributes=info.attributes,
+        disabled=info.disabled,
+    )
+
+
+def _issued(issued: IssuedKey) -> IssuedKeyOut:
+    return IssuedKeyOut(
+        key_id=issued.key_id,
+        principal_id=issued.principal_id,
+        token=issued.token,
+        expires_at=issued.expires_at.isoformat() if issued.expires_at else None,
+    )
