@@ -11,10 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bastion.app import Bastion, build, local_operator
 from bastion.core.clock import FrozenClock, SystemClock
+from bastion.core.settings import load_settings
+from bastion.policy import local_operator_grants
 from bastion.store import Database, migrate
 from tests.services import POSTGRES_URL, REDIS_URL, require
 
@@ -92,3 +96,20 @@ def database(database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(SystemClock().now())
+
+
+@pytest.fixture
+def system(tmp_path: Path, database_url: str, clock: FrozenClock) -> Iterator[Bastion]:
+    """The whole system built from settings, migrated, with the local operator's grants and a frozen clock."""
+    settings = load_settings(overrides={"state_dir": tmp_path / "state", "database_url": database_url})
+    built = build(settings, grants=local_operator_grants(local_operator().id), clock=clock)
+    migrate(built.database)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def client(system: Bastion) -> Iterator[TestClient]:
+    """The HTTP API in-process (real routing, middleware and database)."""
+    with TestClient(system.api(), raise_server_exceptions=False) as test_client:
+        yield test_client

@@ -1,29 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
-
-from bastion.app import Bastion, build, local_operator
+from bastion.app import Bastion
 from bastion.app.container import operator_context
 from bastion.core.clock import FrozenClock
-from bastion.core.settings import load_settings
-from bastion.policy import local_operator_grants
 from bastion.spine import AuditRecord, Context, Outcome, Principal, PrincipalType, Resource
-from bastion.store import migrate
 
 USER = Principal(id="user:carol", type=PrincipalType.USER, auth_method="test")
-
-
-@pytest.fixture
-def system(tmp_path: Path, database_url: str, clock: FrozenClock) -> Iterator[Bastion]:
-    settings = load_settings(overrides={"state_dir": tmp_path / "state", "database_url": database_url})
-    built = build(settings, grants=local_operator_grants(local_operator().id), clock=clock)
-    migrate(built.database)
-    yield built
-    built.close()
 
 
 def record(clock: FrozenClock, i: int) -> AuditRecord:
