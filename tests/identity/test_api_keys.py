@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from bastion.app import Bastion
@@ -16,7 +17,7 @@ from bastion.audit import AuditFilter
 from bastion.core.clock import FrozenClock
 from bastion.core.errors import InvalidInput, PermissionDenied
 from bastion.identity import IssuedKey
-from bastion.spine import Context, Principal, PrincipalType
+from bastion.spine import Context, Credentials, Principal, PrincipalType
 from bastion.store.tables import ApiKey
 
 EVENTS = "/v1/audit/events"
@@ -151,3 +152,18 @@ def test_invalid_identity_input(system: Bastion) -> None:
         system.identity.create_api_key(ops, "user:ada", expires_in=timedelta(days=400))
     with system.database.read() as session:
         assert session.execute(select(ApiKey)).first() is None
+
+
+def test_disabling_a_principal_refuses_its_keys_and_tokens(
+    client: TestClient, system: Bastion, reader: IssuedKey, clock: FrozenClock
+) -> None:
+    principal = system.authenticator.authenticate(Credentials("bearer", SecretStr(reader.token)))
+    token = system.tokens.issue(Context(principal), ()).token
+    assert client.get(EVENTS, headers=bearer(token)).status_code == 200
+    system.identity.set_disabled(operator_context(), "service:siem-reader", disabled=True)
+    clock.advance(timedelta(seconds=2))
+    assert client.get(EVENTS, headers=bearer(reader.token)).status_code == 401
+    assert client.get(EVENTS, headers=bearer(token)).status_code == 401
+    system.identity.set_disabled(operator_context(), "service:siem-reader", disabled=False)
+    clock.advance(timedelta(seconds=2))
+    assert client.get(EVENTS, headers=bearer(reader.token)).status_code == 200

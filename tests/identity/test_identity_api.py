@@ -56,6 +56,8 @@ def test_administration_round_trip(client: TestClient, system: Bastion, admin: s
     assert rotated.status_code == 201
     assert client.delete(f"/v1/apikeys/{rotated.json()['key_id']}", headers=auth(admin)).status_code == 204
     assert client.post("/v1/tokens/revoke", json={"jti": "some-jti"}, headers=auth(admin)).status_code == 204
+    disabled = client.post("/v1/principals/service:etl/disable", headers=auth(admin))
+    assert (disabled.status_code, disabled.json()["disabled"]) == (200, True)
     ids = [p["id"] for p in client.get("/v1/principals", headers=auth(admin)).json()]
     assert "service:etl" in ids
     creations = system.audit.search(operator_context(), AuditFilter(action="identity.apikeys.create")).events

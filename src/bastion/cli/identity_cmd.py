@@ -163,3 +163,16 @@ def revoke_token(
     """Refuse an access token before it expires (takes effect within 2 seconds)."""
     with operator_session(settings_from(config)) as bastion:
         bastion.identity.revoke_token(operator_context(), jti)
+
+
+@principals.command("disable")
+def disable(principal_id: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
+    """Refuse every key and token of PRINCIPAL (within 2 seconds) until it is enabled again."""
+    with operator_session(settings_from(config)) as bastion:
+        bastion.identity.set_disabled(operator_context(), principal_id, disabled=True)
+
+
+@principals.command("enable")
+def enable(principal_id: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
+    with operator_session(settings_from(config)) as bastion:
+        bastion.identity.set_disabled(operator_context(), principal_id, disabled=False)

@@ -77,6 +77,15 @@ class IdentityService:
             work.session.add(row)
             return _info(row)
 
+    def set_disabled(self, context: Context, principal_id: str, disabled: bool) -> PrincipalInfo:
+        """Disable (or re-enable) a principal: every key and token of a disabled principal is refused (within
+        the authenticators' 2 s caches)."""
+        action = "identity.principals.disable" if disabled else "identity.principals.enable"
+        with self._uow.act(context, action, Resource("principal", principal_id)) as work:
+            row = _principal(work.session, principal_id)
+            row.disabled = disabled
+            return _info(row)
+
     def list_principals(self, context: Context) -> list[PrincipalInfo]:
         with self._uow.read(context, "identity.principals.read", Resource("principal", "*")) as work:
             return [

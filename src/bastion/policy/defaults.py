@@ -40,6 +40,8 @@ LOCAL_OPERATOR_ACTIONS += (("backup.create", "state"), ("backup.restore", "state
 LOCAL_OPERATOR_ACTIONS += (
     ("identity.principals.create", "principal"),
     ("identity.principals.read", "principal"),
+    ("identity.principals.disable", "principal"),
+    ("identity.principals.enable", "principal"),
     ("identity.grants.create", "principal"),
     ("identity.apikeys.create", "principal"),
     ("identity.apikeys.read", "api_key"),

@@ -137,3 +137,14 @@ def _issued(issued: IssuedKey) -> IssuedKeyOut:
         token=issued.token,
         expires_at=issued.expires_at.isoformat() if issued.expires_at else None,
     )
+
+
+@router.post("/principals/{principal_id}/disable", response_model=PrincipalOut)
+def disable_principal(request: Request, context: RequestContext, principal_id: PrincipalId) -> PrincipalOut:
+    """Refuse every key and token of the principal (within 2 seconds)."""
+    return _principal(_services(request).set_disabled(context, principal_id, disabled=True))
+
+
+@router.post("/principals/{principal_id}/enable", response_model=PrincipalOut)
+def enable_principal(request: Request, context: RequestContext, principal_id: PrincipalId) -> PrincipalOut:
+    return _principal(_services(request).set_disabled(context, principal_id, disabled=False))
