@@ -27,6 +27,7 @@ def admin(system: Bastion) -> str:
         ("identity.apikeys.read", "api_key"),
         ("identity.apikeys.revoke", "api_key"),
         ("identity.tokens.revoke", "token"),
+        ("identity.principals.disable", "principal"),
     ):
         system.identity.grant(ops, "service:idp-admin", action, resource_type)
     return system.identity.create_api_key(ops, "service:idp-admin").token
