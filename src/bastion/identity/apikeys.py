@@ -24,11 +24,11 @@ class ParsedKey:
     secret: str = field(repr=False)
 
 
-def new_key() -> tuple[str, str]:
-    """A fresh (key id, full token)."""
+def new_key() -> tuple[ParsedKey, str]:
+    """A fresh key: its parts, and the full token to hand out once."""
     key_id = base64.b32encode(secrets.token_bytes(10)).decode().lower()
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
-    return key_id, f"{PREFIX}_{key_id}_{secret}"
+    return ParsedKey(key_id, secret), f"{PREFIX}_{key_id}_{secret}"
 
 
 def parse(token: str) -> ParsedKey | None:

@@ -23,7 +23,7 @@ from bastion.core.clock import Clock
 from bastion.core.ids import uuid7
 from bastion.keys.errors import KeyNotFound
 from bastion.keys.manager import KeyManager
-from bastion.keys.model import KeyAlgorithm, KeyPurpose, KeyState
+from bastion.keys.model import KeyAlgorithm, KeyInfo, KeyPurpose, KeyState
 from bastion.policy.defaults import TOKEN_KEY
 from bastion.spine.context import Context, Resource
 from bastion.spine.uow import UnitOfWork
@@ -56,17 +56,15 @@ class TokenService:
         self.issuer = issuer
         self._system = system
 
-    def _ensure_key(self) -> int:
+    def _ensure_key(self) -> KeyInfo:
         try:
-            info = self._keys.describe(self._system, TOKEN_KEY)
+            return self._keys.describe(self._system, TOKEN_KEY)
         except KeyNotFound:
-            info = self._keys.create(self._system, TOKEN_KEY, KeyPurpose.SIGN, KeyAlgorithm.ECDSA_P256)
-        return info.primary_version
+            return self._keys.create(self._system, TOKEN_KEY, KeyPurpose.SIGN, KeyAlgorithm.ECDSA_P256)
 
     def key_set(self) -> KeySet:
         """Public keys of every enabled version, as joserfc keys with their kid."""
-        self._ensure_key()
-        info = self._keys.describe(self._system, TOKEN_KEY)
+        info = self._ensure_key()
         keys: list[OctKey | RSAKey | ECKey | OKPKey] = []
         for version in info.versions:
             if version.state is not KeyState.ENABLED:
@@ -110,7 +108,7 @@ class TokenService:
             "scope": scope,
         }
         for _ in range(2):  # a rotation between reading the version and signing: sign once more
-            version = self._ensure_key()
+            version = self._ensure_key().primary_version
             header = {"alg": ALGORITHM, "typ": "at+jwt", "kid": kid_for(version)}
             signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
             signed_with, der = self._keys.sign(self._system, TOKEN_KEY, signing_input.encode())

@@ -103,19 +103,9 @@ class Exporter:
 
     def _advance(self, context: Context, name: str, status: SinkStatus) -> None:
         recovered = status.failures > 0
-        if recovered:
-            with self._uow.act(
-                context,
-                "audit.export",
-                AUDIT_LOG,
-                details={"sink": name, "state": "recovered", "next_seq": status.next_seq},
-            ) as work:
-                self._store(work.session, name, status.next_seq, 0, None)
-        else:
-            with self._database.transaction() as session:
-                self._store(session, name, status.next_seq, 0, None)
         status.failures, status.error = 0, None
         self._retry_at.pop(name, None)
+        self._save(context, name, status, state="recovered" if recovered else None)
 
     def _failed(self, context: Context, name: str, status: SinkStatus, error: ExportError) -> None:
         status.failures += 1
@@ -129,17 +119,18 @@ class Exporter:
             delay,
             error.message,
         )
-        if status.failures == 1:  # the sink just went from healthy to failing: that is news for the log
-            with self._uow.act(
-                context,
-                "audit.export",
-                AUDIT_LOG,
-                details={"sink": name, "state": "failing", "next_seq": status.next_seq},
-            ) as work:
-                self._store(work.session, name, status.next_seq, status.failures, error.message)
-        else:
+        # Only the move from healthy to failing is news for the log.
+        self._save(context, name, status, state="failing" if status.failures == 1 else None)
+
+    def _save(self, context: Context, name: str, status: SinkStatus, *, state: str | None) -> None:
+        """Persist the cursor; a change of the sink's state is an audited action, routine progress is not."""
+        if state is None:
             with self._database.transaction() as session:
-                self._store(session, name, status.next_seq, status.failures, error.message)
+                self._store(session, name, status.next_seq, status.failures, status.error)
+            return
+        details = {"sink": name, "state": state, "next_seq": status.next_seq}
+        with self._uow.act(context, "audit.export", AUDIT_LOG, details=details) as work:
+            self._store(work.session, name, status.next_seq, status.failures, status.error)
 
     def _store(self, session: Session, name: str, next_seq: int, failures: int, error: str | None) -> None:
         cursor = session.get(AuditExportCursor, name)
