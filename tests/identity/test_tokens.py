@@ -262,3 +262,30 @@ def test_signing_key_rotation_with_overlap(
     clock.advance(timedelta(seconds=31))  # the verifier's key-set cache
     assert client.get(EVENTS, headers={"authorization": f"Bearer {old}"}).status_code == 401
     assert client.get(EVENTS, headers={"authorization": f"Bearer {new}"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("key_scopes", "requested", "status"),
+    [
+        (("audit.read",), "audit.read", 200),  # the same scope
+        (("audit.*",), "audit.read", 200),  # narrower than the key
+        (("audit.*",), "audit.*", 200),
+        (("audit.read",), "audit.*", 400),  # wider than the key
+        (("audit.read",), "keys.sign", 400),  # outside the key
+        ((), "audit.read", 200),  # an unscoped key may ask for any narrowing
+    ],
+)
+def test_requested_scopes_may_only_narrow_the_key(
+    client: TestClient, system: Bastion, key_scopes: tuple[str, ...], requested: str, status: int
+) -> None:
+    ops = operator_context()
+    system.identity.create_principal(ops, CLIENT)
+    key = system.identity.create_api_key(ops, CLIENT, scopes=key_scopes).token
+    response = client.post(
+        "/oauth/token",
+        content=f"grant_type=client_credentials&scope={quote_plus(requested)}",
+        headers=basic(CLIENT, key),
+    )
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.json()["scope"] == requested

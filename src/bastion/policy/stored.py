@@ -28,6 +28,14 @@ def scope_allows(scopes: tuple[str, ...], action: str) -> bool:
     )
 
 
+def scope_within(allowed: tuple[str, ...], scope: str) -> bool:
+    """Whether ``scope`` (an action, or a namespace ``x.*``) asks for nothing beyond ``allowed``."""
+    if scope.endswith(".*"):
+        namespace = scope[:-1]  # "audit."
+        return any(grant.endswith(".*") and namespace.startswith(grant[:-1]) for grant in allowed)
+    return scope_allows(allowed, scope)
+
+
 class StoredGrantAuthorizer:
     """Stored grants are cached per (principal, action, resource type) for ``cache_seconds`` (2 s by default):
     a revoked grant stops working on every replica within that time."""
@@ -43,15 +51,17 @@ class StoredGrantAuthorizer:
 
     def authorize(self, context: Context, action: str, resource: Resource) -> Decision:
         principal = context.principal
-        scopes = tuple(principal.attributes.get("scopes", ()))
-        if scopes and not scope_allows(scopes, action):
-            return Decision(allowed=False, reason="outside the credential's scopes")
+        # Exchanging a credential for a token about the same principal comes before scope narrowing: the
+        # token endpoint only issues scopes within the credential's own (``scope_within``).
         if (
             action in SELF_SERVICE
             and resource == Resource("principal", principal.id)
             and not principal.is_anonymous
         ):
             return Decision(allowed=True, reason="self-service", policy_ids=(SELF_SERVICE[action],))
+        scopes = tuple(principal.attributes.get("scopes", ()))
+        if scopes and not scope_allows(scopes, action):
+            return Decision(allowed=False, reason="outside the credential's scopes")
         decision = self._static.authorize(context, action, resource)
         if decision.allowed or principal.is_anonymous:
             return decision

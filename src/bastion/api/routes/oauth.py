@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from bastion.core.errors import InvalidCredentials
 from bastion.core.logs import request_id_var
 from bastion.identity.tokens import ACCESS_TOKEN_LIFETIME
-from bastion.policy.stored import scope_allows
+from bastion.policy.stored import scope_within
 from bastion.spine.context import ANONYMOUS, Context, PrincipalType, Resource
 from bastion.spine.interfaces import Credentials
 
@@ -96,7 +96,7 @@ async def token(request: Request) -> JSONResponse:
     requested = tuple(" ".join(form.get("scope", [""])).split())
     allowed = tuple(principal.attributes.get("scopes", ()))
     if any(not _SCOPE.fullmatch(scope) for scope in requested) or (
-        allowed and any(not scope_allows(allowed, scope.removesuffix(".*") + ".x") for scope in requested)
+        allowed and not all(scope_within(allowed, scope) for scope in requested)
     ):
         return _oauth_error(
             400, "invalid_scope", "A requested scope is malformed or wider than the client's."
