@@ -18,10 +18,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from bastion.app import build, local_operator
+from bastion.app import build
 from bastion.app.container import operator_context
 from bastion.core.settings import load_settings
-from bastion.policy import local_operator_grants
 from bastion.spine import Context, Credentials, Resource
 from bastion.store import migrate
 
@@ -42,11 +41,11 @@ def _time(operation: Callable[[], object]) -> tuple[float, float]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(overrides={"state_dir": Path(tmp)})
-        bastion = build(settings, grants=local_operator_grants(local_operator().id))
+        bastion = build(settings)
         migrate(bastion.database)
         ops = operator_context()
         bastion.identity.create_principal(ops, "service:bench")
-        bastion.identity.grant(ops, "service:bench", "audit.read", "audit_log")
+        bastion.identity.assign_role(ops, "service:bench", "auditor")
         token = bastion.identity.create_api_key(ops, "service:bench").token
         credentials = Credentials(scheme="bearer", value=SecretStr(token))
         client = Context(bastion.authenticator.authenticate(credentials))
@@ -76,8 +75,8 @@ def main() -> None:
         bastion.close()
     for label, (p50, p99) in (
         ("baseline: anonymous request, authorizer only", base),
-        ("API key: authenticate + authorize (stored grant)", keyed),
-        ("JWT (ES256): authenticate + authorize (stored grant)", signed),
+        ("API key: authenticate + authorize (Cedar, role)", keyed),
+        ("JWT (ES256): authenticate + authorize (Cedar, role)", signed),
     ):
         print(f"{label:53s} p50 {p50:7.1f} us   p99 {p99:7.1f} us   ({p50 / base[0]:.1f}x baseline)")
 

@@ -62,7 +62,7 @@ def child(mode: str, source: str, target: str, state: str) -> None:
     from bastion.keys.local import LocalBackend, MasterKeySource
     from bastion.keys.manager import KeyManager
     from bastion.keys.model import KeyPurpose
-    from bastion.policy import GrantAuthorizer, local_operator_grants
+    from bastion.policy import CedarAuthorizer, PolicySource, RoleDirectory
     from bastion.spine import Context, Principal, PrincipalType, UnitOfWork
     from bastion.store import Database, migrate
 
@@ -70,11 +70,11 @@ def child(mode: str, source: str, target: str, state: str) -> None:
     database = Database(f"sqlite:///{root / 'bench.db'}")
     migrate(database)
     principal = Principal(id="operator:bench", type=PrincipalType.OPERATOR, auth_method="local")
-    uow = UnitOfWork(
-        database, GrantAuthorizer(local_operator_grants(principal.id)), MerkleAuditLog(), SystemClock()
-    )
+    clock = SystemClock()
+    authorizer = CedarAuthorizer(PolicySource(database, clock), RoleDirectory(database, clock), clock)
+    uow = UnitOfWork(database, authorizer, MerkleAuditLog(), clock)
     backend = LocalBackend(root / "keyring.bks", MasterKeySource(key_file=root / "master.key"))
-    keys = KeyManager(uow, backend, SystemClock())
+    keys = KeyManager(uow, backend, clock)
     context = Context(principal)
     if not keys.list_keys(context):
         keys.create(context, "bench", KeyPurpose.ENCRYPT)

@@ -8,12 +8,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 
 from sqlalchemy import Column, Integer, MetaData, String, Table
 
 from bastion.audit import MerkleAuditLog
 from bastion.core.clock import SystemClock
-from bastion.policy import Grant, GrantAuthorizer
+from bastion.policy import CedarAuthorizer, PolicySource, RoleDirectory
 from bastion.spine import Context, Principal, PrincipalType, Resource, UnitOfWork
 from bastion.store import Database, migrate
 
@@ -35,9 +36,16 @@ def main() -> None:
         database = Database(f"sqlite:///{Path(tmp) / 'bench.db'}")
         migrate(database)
         items.create(database.engine)
-        principal = Principal(id="user:bench", type=PrincipalType.USER, auth_method="bench")
-        grant = Grant(id="g", principal_id=principal.id, action="item.create", resource_type="item")
-        uow = UnitOfWork(database, GrantAuthorizer([grant]), MerkleAuditLog(), SystemClock())
+        # A user holding the shipped operator role, decided by the Cedar authorizer as in production.
+        principal = Principal(
+            id="user:bench",
+            type=PrincipalType.USER,
+            auth_method="bench",
+            attributes=MappingProxyType({"roles": ("operator",)}),
+        )
+        clock = SystemClock()
+        authorizer = CedarAuthorizer(PolicySource(database, clock), RoleDirectory(database, clock), clock)
+        uow = UnitOfWork(database, authorizer, MerkleAuditLog(), clock)
         context = Context(principal)
 
         def bare(i: int) -> None:
@@ -45,7 +53,7 @@ def main() -> None:
                 session.execute(items.insert().values(name=f"bare{i}"))
 
         def spine(i: int) -> None:
-            with uow.act(context, "item.create", Resource("item", str(i))) as work:
+            with uow.act(context, "secrets.write", Resource("secret", f"item-{i}")) as work:
                 work.session.execute(items.insert().values(name=f"spine{i}"))
 
         bare(-1)

@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bastion.app import Bastion, build, local_operator
-from bastion.core.clock import FrozenClock, SystemClock
+from bastion.app import Bastion, build
+from bastion.core.clock import Clock, FrozenClock, SystemClock
 from bastion.core.settings import load_settings
-from bastion.policy import local_operator_grants
+from bastion.policy import CedarAuthorizer, PolicySource, RoleDirectory
 from bastion.store import Database, migrate
 from tests.services import POSTGRES_URL, REDIS_URL, require
 
@@ -100,9 +100,9 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def system(tmp_path: Path, database_url: str, clock: FrozenClock) -> Iterator[Bastion]:
-    """The whole system built from settings, migrated, with the local operator's grants and a frozen clock."""
+    """The whole system built from settings, migrated, with a frozen clock."""
     settings = load_settings(overrides={"state_dir": tmp_path / "state", "database_url": database_url})
-    built = build(settings, grants=local_operator_grants(local_operator().id), clock=clock)
+    built = build(settings, clock=clock)
     migrate(built.database)
     yield built
     built.close()
@@ -113,3 +113,8 @@ def client(system: Bastion) -> Iterator[TestClient]:
     """The HTTP API in-process (real routing, middleware and database)."""
     with TestClient(system.api(), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+def cedar_authorizer(database: Database, clock: Clock) -> CedarAuthorizer:
+    """The production authorizer over ``database`` (migrated), as the composition root builds it."""
+    return CedarAuthorizer(PolicySource(database, clock), RoleDirectory(database, clock), clock)

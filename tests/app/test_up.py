@@ -174,7 +174,7 @@ def test_sdk_with_an_api_key_against_a_running_server(env: dict[str, str], tmp_p
 
     cli("init")
     cli("principals", "create", "service:pipeline")
-    cli("principals", "grant", "service:pipeline", "audit.read", "audit_log")
+    cli("roles", "assign", "service:pipeline", "auditor")
     token = cli("apikeys", "create", "service:pipeline", "--expires-in-days", "1")
     running = start(["--port", str(free_port())], env, tmp_path)
     try:

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from types import MappingProxyType
 
 import pytest
 
 from bastion.audit import AuditFilter, AuditQueries, MerkleAuditLog
 from bastion.core.clock import FrozenClock
 from bastion.core.errors import AuthenticationRequired, InvalidInput, PermissionDenied
-from bastion.policy import Grant, GrantAuthorizer
 from bastion.spine import ANONYMOUS, Context, Outcome, Principal, PrincipalType, Resource, UnitOfWork
 from bastion.store import Database
+from tests.conftest import cedar_authorizer
 
-AUDITOR = Principal(id="user:auditor", type=PrincipalType.USER, auth_method="test")
-MAY_READ = Grant(id="g:read", principal_id=AUDITOR.id, action="audit.read", resource_type="audit_log")
+# Holds the shipped auditor role the way an external identity provider's group mapping gives it.
+AUDITOR = Principal(
+    id="user:auditor",
+    type=PrincipalType.USER,
+    auth_method="test",
+    attributes=MappingProxyType({"roles": ("auditor",)}),
+)
 
 
 def setup(database: Database, clock: FrozenClock) -> tuple[UnitOfWork, AuditQueries]:
-    uow = UnitOfWork(database, GrantAuthorizer([MAY_READ]), MerkleAuditLog(), clock)
+    uow = UnitOfWork(database, cedar_authorizer(database, clock), MerkleAuditLog(), clock)
     return uow, AuditQueries(uow)
 
 
@@ -58,7 +64,7 @@ def test_pagination_walks_every_event_once(database: Database, clock: FrozenCloc
     assert seen == [str(i) for i in range(7)]
 
 
-def test_reading_the_audit_log_needs_a_grant(database: Database, clock: FrozenClock) -> None:
+def test_reading_the_audit_log_needs_a_role(database: Database, clock: FrozenClock) -> None:
     _, queries = setup(database, clock)
     stranger = Principal(id="user:stranger", type=PrincipalType.USER, auth_method="test")
     with pytest.raises(PermissionDenied):

@@ -114,7 +114,7 @@ def test_audit_search_runs_as_the_local_operator_and_is_audited(capsys: pytest.C
     assert first["actor_type"] == "operator"
     assert first["auth_method"] == "local"
     assert first["outcome"] == "allowed"
-    assert first["policy_ids"] == ["default:local-operator:audit.read"]
+    assert first["policy_ids"] == ["default:local-operator"]
     assert first["source_address"] == "local"
 
 

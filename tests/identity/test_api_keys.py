@@ -17,7 +17,7 @@ from bastion.audit import AuditFilter
 from bastion.core.clock import FrozenClock
 from bastion.core.errors import InvalidInput, PermissionDenied
 from bastion.identity import IssuedKey
-from bastion.spine import Context, Credentials, Principal, PrincipalType
+from bastion.spine import Context, Credentials, Principal, PrincipalType, Resource
 from bastion.store.tables import ApiKey
 
 EVENTS = "/v1/audit/events"
@@ -28,7 +28,7 @@ def reader(system: Bastion) -> IssuedKey:
     """A service account allowed to read the audit log, and a key for it."""
     ops = operator_context()
     system.identity.create_principal(ops, "service:siem-reader")
-    system.identity.grant(ops, "service:siem-reader", "audit.read", "audit_log")
+    system.identity.assign_role(ops, "service:siem-reader", "auditor")
     return system.identity.create_api_key(ops, "service:siem-reader", expires_in=timedelta(days=30))
 
 
@@ -41,7 +41,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-def test_a_key_authenticates_and_its_grant_authorizes(
+def test_a_key_authenticates_and_its_role_authorizes(
     client: TestClient, system: Bastion, reader: IssuedKey
 ) -> None:
     response = client.get(EVENTS, headers=bearer(reader.token))
@@ -118,7 +118,7 @@ def test_rotation_keeps_the_old_key_only_for_the_overlap(
 def test_scopes_only_narrow(client: TestClient, system: Bastion) -> None:
     ops = operator_context()
     system.identity.create_principal(ops, "service:narrow")
-    system.identity.grant(ops, "service:narrow", "audit.read", "audit_log")
+    system.identity.assign_role(ops, "service:narrow", "auditor")
     scoped = system.identity.create_api_key(ops, "service:narrow", scopes=("keys.*",))
     response = client.get(EVENTS, headers=bearer(scoped.token))
     assert response.status_code == 403  # its principal may read the audit log; this key may not
@@ -132,7 +132,7 @@ def test_no_escalation_through_identity_calls(system: Bastion, reader: IssuedKey
     for attempt in (
         lambda: system.identity.create_api_key(me, "service:siem-reader"),
         lambda: system.identity.create_api_key(me, "user:admin"),
-        lambda: system.identity.grant(me, "service:siem-reader", "keys.create", "key"),
+        lambda: system.identity.assign_role(me, "service:siem-reader", "security-admin"),
         lambda: system.identity.create_principal(me, "service:sock-puppet"),
         lambda: system.identity.revoke_api_key(me, reader.key_id),
     ):
@@ -142,12 +142,21 @@ def test_no_escalation_through_identity_calls(system: Bastion, reader: IssuedKey
 
 def test_invalid_identity_input(system: Bastion) -> None:
     ops = operator_context()
-    for bad in ("admin", "user:Admin", "group:x", "service:"):
+    for bad in ("admin", "user:Admin", "role:x", "service:", "group:"):
         with pytest.raises(InvalidInput):
             system.identity.create_principal(ops, bad)
     system.identity.create_principal(ops, "user:ada")
-    with pytest.raises(InvalidInput):
-        system.identity.grant(ops, "user:ada", "audit.*", "audit_log")
+    for role, scope in (("*", None), ("Auditor", None), ("auditor", Resource("widget", "*"))):
+        with pytest.raises(InvalidInput):
+            system.identity.assign_role(ops, "user:ada", role, resource=scope)
+    for attributes in (
+        {"scopes": "audit.*"},
+        {"roles": "security-admin"},
+        {"clearance": "top"},
+        {"Bad": "x"},
+    ):
+        with pytest.raises(InvalidInput):
+            system.identity.create_principal(ops, "user:forger", attributes=attributes)
     with pytest.raises(InvalidInput):
         system.identity.create_api_key(ops, "user:ada", expires_in=timedelta(days=400))
     with system.database.read() as session:

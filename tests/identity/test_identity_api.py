@@ -1,4 +1,4 @@
-"""Identity administration over HTTP: an administrator granted identity.* manages principals and keys; a
+"""Identity administration over HTTP: a security-admin manages principals, roles, groups and keys; a
 reader is refused (403, audited); malformed bodies are 422 problems; the new token appears only once."""
 
 from __future__ import annotations
@@ -19,17 +19,7 @@ def auth(token: str) -> dict[str, str]:
 def admin(system: Bastion) -> str:
     ops = operator_context()
     system.identity.create_principal(ops, "service:idp-admin")
-    for action, resource_type in (
-        ("identity.principals.create", "principal"),
-        ("identity.principals.read", "principal"),
-        ("identity.grants.create", "principal"),
-        ("identity.apikeys.create", "principal"),
-        ("identity.apikeys.read", "api_key"),
-        ("identity.apikeys.revoke", "api_key"),
-        ("identity.tokens.revoke", "token"),
-        ("identity.principals.disable", "principal"),
-    ):
-        system.identity.grant(ops, "service:idp-admin", action, resource_type)
+    system.identity.assign_role(ops, "service:idp-admin", "security-admin")
     return system.identity.create_api_key(ops, "service:idp-admin").token
 
 
@@ -39,13 +29,18 @@ def test_administration_round_trip(client: TestClient, system: Bastion, admin: s
     )
     assert created.status_code == 201
     assert created.json()["attributes"] == {"team": "data"}
-    assert (
-        client.post(
-            "/v1/principals/service:etl/grants",
-            json={"action": "audit.read", "resource_type": "audit_log"},
-            headers=auth(admin),
-        ).status_code
-        == 201
+    assigned = client.post(
+        "/v1/principals/service:etl/roles",
+        json={"role": "auditor", "resource_type": "audit_log", "resource_id": "main"},
+        headers=auth(admin),
+    )
+    assert assigned.status_code == 201
+    [binding] = client.get("/v1/principals/service:etl/roles", headers=auth(admin)).json()
+    assert (binding["id"], binding["role"], binding["resource_type"], binding["resource_id"]) == (
+        assigned.json()["binding_id"],
+        "auditor",
+        "audit_log",
+        "main",
     )
     issued = client.post(
         "/v1/principals/service:etl/apikeys", json={"expires_in_days": 7}, headers=auth(admin)
@@ -68,16 +63,14 @@ def test_administration_round_trip(client: TestClient, system: Bastion, admin: s
 def test_a_reader_cannot_administer(client: TestClient, system: Bastion) -> None:
     ops = operator_context()
     system.identity.create_principal(ops, "service:reader")
-    system.identity.grant(ops, "service:reader", "audit.read", "audit_log")
+    system.identity.assign_role(ops, "service:reader", "auditor")
     token = system.identity.create_api_key(ops, "service:reader").token
     for method, path, body in (
         ("post", "/v1/principals", {"id": "service:x"}),
         ("post", "/v1/principals/service:reader/apikeys", {}),
-        (
-            "post",
-            "/v1/principals/service:reader/grants",
-            {"action": "identity.grants.create", "resource_type": "principal"},
-        ),
+        ("post", "/v1/principals/service:reader/roles", {"role": "security-admin"}),
+        ("post", "/v1/policies", {"text": ""}),
+        ("post", "/v1/policies/0/activate", {}),
     ):
         response = getattr(client, method)(path, json=body, headers=auth(token))
         assert response.status_code == 403
@@ -92,7 +85,14 @@ def test_a_reader_cannot_administer(client: TestClient, system: Bastion) -> None
         ("/v1/principals", {"nope": 1}, 422),
         ("/v1/principals/service:ghost/apikeys", {}, 404),
         ("/v1/principals/service:idp-admin/apikeys", {"expires_in_days": 9999}, 422),
-        ("/v1/principals/service:idp-admin/grants", {"action": "*", "resource_type": "key"}, 400),
+        ("/v1/principals/service:etl/roles", {"role": "*"}, 400),
+        ("/v1/principals/service:etl/roles", {"role": "auditor", "resource_id": "main"}, 400),
+        ("/v1/principals/service:ghost/roles", {"role": "auditor"}, 404),
+        ("/v1/principals/service:idp-admin/roles", {"role": "auditor"}, 403),  # not to itself
+        ("/v1/groups/service:idp-admin/members", {"member_id": "service:idp-admin"}, 400),  # not a group
+        ("/v1/policies", {"text": "permit(principal, action, resource);"}, 400),  # no @id
+        ("/v1/policies", {"text": '@id("x") permit(principal, action, resourc);'}, 400),
+        ("/v1/policies/99/activate", {}, 404),
     ],
 )
 def test_bad_requests_are_problems(

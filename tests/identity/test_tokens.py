@@ -45,7 +45,7 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
 def secret(system: Bastion) -> str:
     ops = operator_context()
     system.identity.create_principal(ops, CLIENT)
-    system.identity.grant(ops, CLIENT, "audit.read", "audit_log")
+    system.identity.assign_role(ops, CLIENT, "auditor")
     return system.identity.create_api_key(ops, CLIENT).token
 
 

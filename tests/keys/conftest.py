@@ -17,9 +17,9 @@ from bastion.keys.backend import KeyBackend
 from bastion.keys.local import LocalBackend, MasterKeySource
 from bastion.keys.manager import KeyManager
 from bastion.keys.pkcs11_backend import Pkcs11Backend
-from bastion.policy import GrantAuthorizer, local_operator_grants
 from bastion.spine import Context, Principal, PrincipalType, UnitOfWork
 from bastion.store import Database, migrate
+from tests.conftest import cedar_authorizer
 from tests.services import in_ci
 
 SOFTHSM_MODULE = Path(os.environ.get("BASTION_TEST_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so"))
@@ -92,7 +92,7 @@ def kdb(tmp_path: Path) -> Iterator[Database]:
 
 @pytest.fixture
 def keys(kdb: Database, backend: KeyBackend, clock: FrozenClock) -> KeyManager:
-    uow = UnitOfWork(kdb, GrantAuthorizer(local_operator_grants(OPERATOR.id)), MerkleAuditLog(), clock)
+    uow = UnitOfWork(kdb, cedar_authorizer(kdb, clock), MerkleAuditLog(), clock)
     return KeyManager(uow, backend, clock)
 
 

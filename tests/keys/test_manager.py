@@ -15,10 +15,10 @@ from bastion.keys.backend import KeyBackend
 from bastion.keys.errors import CryptoError, KeyNotFound, KeyStateError
 from bastion.keys.manager import KeyManager
 from bastion.keys.model import KeyAlgorithm, KeyPurpose, KeyState
-from bastion.policy import GrantAuthorizer
 from bastion.spine import Context, Principal, PrincipalType, UnitOfWork
 from bastion.store import Database
 from bastion.store.tables import AuditEvent, KeyVersion
+from tests.conftest import cedar_authorizer
 
 
 def audit(db: Database) -> list[AuditEvent]:
@@ -166,7 +166,7 @@ def test_keys_are_deny_by_default(
 ) -> None:
     keys.create(ctx, "kek", KeyPurpose.ENCRYPT)
     stranger = Principal(id="user:stranger", type=PrincipalType.USER, auth_method="test")
-    other = KeyManager(UnitOfWork(kdb, GrantAuthorizer([]), MerkleAuditLog(), clock), backend, clock)
+    other = KeyManager(UnitOfWork(kdb, cedar_authorizer(kdb, clock), MerkleAuditLog(), clock), backend, clock)
     for attempt in (
         lambda: other.generate_data_key(Context(stranger), "kek", b"o"),
         lambda: other.create(Context(stranger), "mine", KeyPurpose.ENCRYPT),

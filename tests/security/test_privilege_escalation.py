@@ -1,5 +1,6 @@
-"""Property: no sequence of calls by a non-admin principal gives it a permission its grants do not allow —
-minting keys for itself or others, granting itself, creating principals, revoking others' keys, rotating its
+"""Property: no sequence of calls by a non-admin principal gives it a permission its policies do not allow —
+minting keys for itself or others, giving itself roles, editing or activating policies, approving its own
+elevation, creating principals, revoking others' keys, rotating its
 way to a wider key, or using a token to do any of it."""
 
 from __future__ import annotations
@@ -13,21 +14,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bastion.app import Bastion, build, local_operator
+from bastion.app import Bastion, build
 from bastion.app.container import operator_context
 from bastion.core.errors import BastionError
 from bastion.core.settings import load_settings
-from bastion.policy import local_operator_grants
 from bastion.spine import Context, Principal, PrincipalType, Resource
 from bastion.store import migrate
 from bastion.store.tables import ApiKey
 
+WIDE_OPEN = '@id("all") permit(principal, action, resource);'
 LOW = "service:low"
 OTHER = "service:other"
 PROBES = [  # what the low principal might try to gain
     ("identity.apikeys.create", Resource("principal", LOW)),
     ("identity.apikeys.create", Resource("principal", OTHER)),
-    ("identity.grants.create", Resource("principal", LOW)),
+    ("identity.roles.assign", Resource("principal", LOW)),
+    ("policies.write", Resource("policy", "custom")),
+    ("policies.activate", Resource("policy", "custom")),
     ("identity.principals.create", Resource("principal", "service:new")),
     ("identity.apikeys.revoke", Resource("api_key", "any")),
     ("keys.create", Resource("key", "mine")),
@@ -42,14 +45,12 @@ PROBES = [  # what the low principal might try to gain
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Bastion, str]]:
     root: Path = tmp_path_factory.mktemp("escalation")
-    system = build(
-        load_settings(overrides={"state_dir": root}), grants=local_operator_grants(local_operator().id)
-    )
+    system = build(load_settings(overrides={"state_dir": root}))
     migrate(system.database)
     ops = operator_context()
     for principal in (LOW, OTHER):
         system.identity.create_principal(ops, principal)
-    system.identity.grant(ops, LOW, "audit.read", "audit_log")
+    system.identity.assign_role(ops, LOW, "auditor", resource=Resource("audit_log", "main"))
     other_key = system.identity.create_api_key(ops, OTHER).key_id
     yield system, other_key
     system.close()
@@ -66,9 +67,11 @@ def moves(system: Bastion, me: Context, other_key: str) -> list[Callable[[], obj
         lambda: identity.create_api_key(me, LOW),
         lambda: identity.create_api_key(me, OTHER),
         lambda: identity.create_api_key(me, LOW, scopes=("identity.*",)),
-        lambda: identity.grant(me, LOW, "identity.grants.create", "principal"),
-        lambda: identity.grant(me, LOW, "keys.create", "key"),
-        lambda: identity.grant(me, OTHER, "audit.read", "audit_log"),
+        lambda: identity.assign_role(me, LOW, "security-admin"),
+        lambda: identity.assign_role(me, LOW, "operator", resource=Resource("key", "*")),
+        lambda: identity.assign_role(me, OTHER, "auditor"),
+        lambda: system.policies.write(me, WIDE_OPEN),
+        lambda: system.policies.activate(me, 1),
         lambda: identity.create_principal(me, "service:sock-puppet"),
         lambda: identity.revoke_api_key(me, other_key),
         lambda: identity.rotate_api_key(me, other_key),
@@ -83,7 +86,7 @@ def moves(system: Bastion, me: Context, other_key: str) -> list[Callable[[], obj
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    st.lists(st.integers(min_value=0, max_value=12), min_size=1, max_size=8),
+    st.lists(st.integers(min_value=0, max_value=14), min_size=1, max_size=8),
     st.sampled_from(["api_key", "jwt"]),
 )
 def test_no_call_sequence_widens_a_principals_permissions(

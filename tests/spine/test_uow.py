@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 from bastion.audit import MerkleAuditLog
 from bastion.core.clock import FrozenClock
 from bastion.core.errors import AuditUnavailable, AuthenticationRequired, Conflict, PermissionDenied
-from bastion.policy import Grant, GrantAuthorizer
 from bastion.spine import ANONYMOUS, AuditRecord, Context, Decision, Principal, PrincipalType, Resource
 from bastion.spine.uow import UnitOfWork
 from bastion.store import Database
 from bastion.store.tables import AuditEvent
+from tests.spine.allow import AllowList, Grant
 
 # A table that exists only in these tests, standing in for any service's data.
 widgets = Table(
@@ -35,7 +35,7 @@ def db(database: Database) -> Database:
 
 
 def uow_for(db: Database, clock: FrozenClock, *grants: Grant, audit: Any = None) -> UnitOfWork:
-    return UnitOfWork(db, GrantAuthorizer(grants), audit or MerkleAuditLog(), clock)
+    return UnitOfWork(db, AllowList(grants), audit or MerkleAuditLog(), clock)
 
 
 def create_widget(uow: UnitOfWork, context: Context, name: str, **details: Any) -> None:

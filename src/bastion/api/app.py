@@ -8,11 +8,12 @@ from fastapi import FastAPI
 
 from bastion.api import problems
 from bastion.api.middleware import RequestContextMiddleware
-from bastion.api.routes import audit, health, identity, oauth
+from bastion.api.routes import audit, health, identity, oauth, policies
 from bastion.audit.query import AuditQueries
 from bastion.identity import IdentityService
 from bastion.identity.bearer import BearerAuthenticator
 from bastion.identity.tokens import TokenService
+from bastion.policy.admin import PolicyAdmin
 from bastion.spine.uow import UnitOfWork
 from bastion.store.database import Database
 
@@ -25,6 +26,7 @@ class ApiServices:
     audit: AuditQueries
     tokens: TokenService
     identity: IdentityService
+    policies: PolicyAdmin
 
 
 def create_api(services: ApiServices) -> FastAPI:
@@ -43,4 +45,5 @@ def create_api(services: ApiServices) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(oauth.router)
     app.include_router(identity.router)
+    app.include_router(policies.router)
     return app

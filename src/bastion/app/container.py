@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -25,8 +24,8 @@ from bastion.keys.local import LocalBackend, MasterKeySource
 from bastion.keys.manager import KeyManager
 from bastion.keys.pkcs11_backend import Pkcs11Backend
 from bastion.keys.secrets_store import SecretsStore
-from bastion.policy import Grant, GrantAuthorizer, system_grants
-from bastion.policy.stored import StoredGrantAuthorizer
+from bastion.policy import CedarAuthorizer, PolicySource, RoleDirectory
+from bastion.policy.admin import PolicyAdmin
 from bastion.spine import SYSTEM, Context, Principal, PrincipalType, UnitOfWork
 from bastion.store import Database
 
@@ -46,6 +45,7 @@ class Bastion:
     identity: IdentityService
     tokens: TokenService
     authenticator: BearerAuthenticator
+    policies: PolicyAdmin
 
     def api(self) -> FastAPI:
         return create_api(
@@ -56,6 +56,7 @@ class Bastion:
                 audit=self.audit,
                 tokens=self.tokens,
                 identity=self.identity,
+                policies=self.policies,
             )
         )
 
@@ -65,8 +66,8 @@ class Bastion:
         self.database.dispose()
 
 
-def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | None = None) -> Bastion:
-    """Wire every backend from ``settings``. ``grants`` (plus the system's own) are the only permissions."""
+def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
+    """Wire every backend from ``settings``. Every decision is the Cedar authorizer's."""
     clock = clock or SystemClock()
     database = Database(
         settings.effective_database_url,
@@ -75,8 +76,9 @@ def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | No
     )
     audit_log = MerkleAuditLog()
     writer = GroupCommitWriter(database, audit_log)
-    authorizer = StoredGrantAuthorizer(database, GrantAuthorizer([*grants, *system_grants(SYSTEM.id)]), clock)
-    uow = UnitOfWork(database, authorizer, audit_log, clock, writer=writer)
+    policies = PolicySource(database, clock)
+    directory = RoleDirectory(database, clock)
+    uow = UnitOfWork(database, CedarAuthorizer(policies, directory, clock), audit_log, clock, writer=writer)
     keys = KeyManager(uow, build_key_backend(settings), clock)
     signer = KeyManagerCheckpointSigner(keys, system_context("audit-checkpoint"))
     secrets = SecretsStore(uow, keys, clock)
@@ -99,6 +101,7 @@ def build(settings: Settings, *, grants: Iterable[Grant] = (), clock: Clock | No
         authenticator=BearerAuthenticator(
             ApiKeyAuthenticator(database, pepper, clock), JwtAuthenticator(database, tokens, clock)
         ),
+        policies=PolicyAdmin(uow, policies, clock),
     )
 
 

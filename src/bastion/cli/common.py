@@ -10,12 +10,11 @@ from typing import Annotated, Any
 
 import typer
 
-from bastion.app import Bastion, build, local_operator
+from bastion.app import Bastion, build
 from bastion.cli.output import JSON_OPTION_HELP, use_json
 from bastion.core.errors import ConfigError
 from bastion.core.logs import configure_logging
 from bastion.core.settings import CONFIG_ENV, Settings, load_settings
-from bastion.policy import local_operator_grants
 from bastion.store import current_revision, head_revision
 
 
@@ -49,8 +48,9 @@ def settings_from(config: Path | None, **overrides: Any) -> Settings:
 
 @contextmanager
 def operator_session(settings: Settings) -> Iterator[Bastion]:
-    """The system built for the local operator, with exactly the operator's default grants."""
-    bastion = build(settings, grants=local_operator_grants(local_operator().id))
+    """The system built for the local operator (whose permissions are the shipped ``default:local-operator``
+    policy)."""
+    bastion = build(settings)
     try:
         if current_revision(bastion.database) != head_revision():
             raise ConfigError(

@@ -14,13 +14,13 @@ from bastion.cli.output import emit_json, err, out
 from bastion.core.errors import InvalidInput
 from bastion.identity import IssuedKey
 
-principals = typer.Typer(help="Users and service accounts, and what they may do.", no_args_is_help=True)
+principals = typer.Typer(help="Users, service accounts and groups.", no_args_is_help=True)
 apikeys = typer.Typer(help="API keys (shown once; only a keyed hash is stored).", no_args_is_help=True)
 
 
 @principals.command("create")
 def create_principal(
-    principal_id: Annotated[str, typer.Argument(help="user:NAME or service:NAME")],
+    principal_id: Annotated[str, typer.Argument(help="user:NAME, service:NAME or group:NAME")],
     name: Annotated[str, typer.Option("--name", help="Display name.")] = "",
     attribute: Annotated[
         list[str] | None, typer.Option("--attr", help="KEY=VALUE, repeatable (ABAC).")
@@ -75,24 +75,25 @@ def list_principals(config: ConfigOption = None, json: JsonOption = False) -> No
     out.print(table)
 
 
-@principals.command("grant")
-def grant(
-    principal_id: Annotated[str, typer.Argument()],
-    action: Annotated[str, typer.Argument(help="e.g. audit.read")],
-    resource_type: Annotated[str, typer.Argument(help="e.g. audit_log")],
-    resource_id: Annotated[str | None, typer.Option("--resource-id", help="Only this one resource.")] = None,
+@principals.command("add-member")
+def add_member(
+    group_id: Annotated[str, typer.Argument(help="group:NAME")],
+    member_id: Annotated[str, typer.Argument(help="user:NAME or service:NAME")],
     config: ConfigOption = None,
-    json: JsonOption = False,
 ) -> None:
-    """Allow PRINCIPAL to perform ACTION on resources of RESOURCE_TYPE (or one of them)."""
+    """Put MEMBER in GROUP; the group's roles apply to it."""
     with operator_session(settings_from(config)) as bastion:
-        grant_id = bastion.identity.grant(
-            operator_context(), principal_id, action, resource_type, resource_id
-        )
-    if json:
-        emit_json({"grant_id": grant_id})
-    else:
-        out.print(f"Granted ({grant_id}).")
+        bastion.identity.add_member(operator_context(), group_id, member_id)
+
+
+@principals.command("remove-member")
+def remove_member(
+    group_id: Annotated[str, typer.Argument()],
+    member_id: Annotated[str, typer.Argument()],
+    config: ConfigOption = None,
+) -> None:
+    with operator_session(settings_from(config)) as bastion:
+        bastion.identity.remove_member(operator_context(), group_id, member_id)
 
 
 def _show_key(issued: IssuedKey, json: bool) -> None:

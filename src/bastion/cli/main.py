@@ -13,7 +13,16 @@ import sys
 import typer
 from rich.markup import escape
 
-from bastion.cli import audit_cmd, backup_cmd, config_cmd, identity_cmd, keys_cmd, secrets_cmd, server_cmd
+from bastion.cli import (
+    audit_cmd,
+    backup_cmd,
+    config_cmd,
+    identity_cmd,
+    keys_cmd,
+    policy_cmd,
+    secrets_cmd,
+    server_cmd,
+)
 from bastion.cli.output import emit_json, err, json_mode
 from bastion.core.errors import BastionError, ExitCode
 
@@ -36,6 +45,8 @@ app.add_typer(backup_cmd.app, name="backup")
 app.add_typer(identity_cmd.principals, name="principals")
 app.add_typer(identity_cmd.apikeys, name="apikeys")
 app.add_typer(identity_cmd.tokens, name="tokens")
+app.add_typer(policy_cmd.roles, name="roles")
+app.add_typer(policy_cmd.policies, name="policies")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
-"""Managing principals, their grants and their API keys — each an authorized, audited action.
+"""Managing principals, groups, role bindings and API keys — each an authorized, audited action.
 
-Creating a key for a principal needs ``identity.apikeys.create`` on *that* principal, so a grant can be given
-for one principal only; no code path lets a caller give itself more than its own grants allow.
+Every action names the principal it is about as its resource (``Account`` in Cedar), so a policy can allow it
+for one principal only; no code path lets a caller give itself more than its own policies allow (nobody
+assigns roles to themselves — see the shipped ``default:forbid:self-assignment``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ from bastion.core.errors import Conflict, InvalidInput, NotFound
 from bastion.core.ids import uuid7
 from bastion.identity import apikeys
 from bastion.identity.pepper import Pepper
+from bastion.policy.authorizer import RESERVED_ATTRIBUTES, classification_rank
+from bastion.policy.catalog import RESOURCE_TYPES
 from bastion.spine.context import Context, PrincipalType, Resource
 from bastion.spine.uow import UnitOfWork
-from bastion.store.tables import ApiKey, PrincipalRow, RevokedToken, StoredGrant
+from bastion.store.tables import ApiKey, GroupMember, PrincipalRow, RevokedToken, RoleBinding
 
-_ID = re.compile(r"^(user|service):[a-z0-9][a-z0-9._@-]{0,200}$")
-_ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_ID = re.compile(r"^(user|service|group):[a-z0-9][a-z0-9._@-]{0,200}$")
+_ROLE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_KINDS = {"user": PrincipalType.USER.value, "service": PrincipalType.SERVICE.value, "group": "group"}
 _SCOPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?$")
 MAX_KEY_LIFETIME = timedelta(days=366)
 
@@ -35,6 +40,17 @@ class PrincipalInfo:
     display_name: str
     attributes: dict[str, Any]
     disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoleBindingInfo:
+    id: str
+    principal_id: str
+    role: str
+    resource_type: str | None
+    resource_id: str | None
+    origin: str
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +75,8 @@ class IdentityService:
         attributes: dict[str, Any] | None = None,
     ) -> PrincipalInfo:
         if not _ID.fullmatch(principal_id):
-            raise InvalidInput("Principal ids are 'user:NAME' or 'service:NAME' (lowercase).")
-        kind = PrincipalType.USER if principal_id.startswith("user:") else PrincipalType.SERVICE
+            raise InvalidInput("Principal ids are 'user:NAME', 'service:NAME' or 'group:NAME' (lowercase).")
+        attributes = _checked_attributes(attributes or {})
         with self._uow.act(
             context, "identity.principals.create", Resource("principal", principal_id)
         ) as work:
@@ -68,9 +84,9 @@ class IdentityService:
                 raise Conflict(f"Principal {principal_id} exists.")
             row = PrincipalRow(
                 id=principal_id,
-                type=kind.value,
+                type=_KINDS[principal_id.split(":", 1)[0]],
                 display_name=display_name or principal_id,
-                attributes=dict(attributes or {}),
+                attributes=attributes,
                 disabled=False,
                 created_at=self._clock.now(),
             )
@@ -92,40 +108,108 @@ class IdentityService:
                 _info(row) for row in work.session.scalars(select(PrincipalRow).order_by(PrincipalRow.id))
             ]
 
-    def grant(
+    def assign_role(
         self,
         context: Context,
         principal_id: str,
-        action: str,
-        resource_type: str,
-        resource_id: str | None = None,
+        role: str,
+        *,
+        resource: Resource | None = None,
+        expires_in: timedelta | None = None,
     ) -> str:
-        if (
-            not _ACTION.fullmatch(action)
-            or "*" in resource_type
-            or (resource_id is not None and "*" in resource_id)
-        ):
-            raise InvalidInput(
-                "Grants name one action and one resource type (and optionally one id); no wildcards."
-            )
-        details = {"action": action, "resource_type": resource_type, "resource_id": resource_id}
+        """Bind ``role`` to a principal or group — everywhere, on one resource type (``Resource(type, '*')``)
+        or on one resource, for good or for ``expires_in``. Returns the binding id."""
+        if not _ROLE.fullmatch(role):
+            raise InvalidInput("Role names are lowercase letters, digits and '-'.")
+        if resource is not None and resource.type not in RESOURCE_TYPES:
+            raise InvalidInput(f"Unknown resource type {resource.type!r}.")
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise InvalidInput("A role binding expires in the future or not at all.")
+        scope_type = resource.type if resource else None
+        scope_id = resource.id if resource and resource.id != "*" else None
+        details = {"role": role, "resource_type": scope_type, "resource_id": scope_id}
         with self._uow.act(
-            context, "identity.grants.create", Resource("principal", principal_id), details=details
+            context, "identity.roles.assign", Resource("principal", principal_id), details=details
         ) as work:
             _principal(work.session, principal_id)
-            grant_id = f"grant:{uuid7()}"
+            binding_id = f"binding:{uuid7()}"
+            now = self._clock.now()
             work.session.add(
-                StoredGrant(
-                    id=grant_id,
+                RoleBinding(
+                    id=binding_id,
                     principal_id=principal_id,
-                    action=action,
-                    resource_type=resource_type,
-                    resource_id=resource_id,
-                    created_at=self._clock.now(),
+                    role=role,
+                    resource_type=scope_type,
+                    resource_id=scope_id,
+                    origin="assigned",
+                    created_at=now,
                     created_by=context.principal.id,
+                    expires_at=now + expires_in if expires_in else None,
                 )
             )
-            return grant_id
+            work.details["binding_id"] = binding_id
+            return binding_id
+
+    def unassign_role(self, context: Context, binding_id: str) -> None:
+        with self._uow.read(context, "identity.principals.read", Resource("principal", "*")) as work:
+            binding = work.session.get(RoleBinding, binding_id)
+            if binding is None or binding.revoked_at is not None:
+                raise NotFound(f"There is no active role binding {binding_id}.")
+            principal_id = binding.principal_id
+        with self._uow.act(
+            context,
+            "identity.roles.unassign",
+            Resource("principal", principal_id),
+            details={"binding_id": binding_id},
+        ) as work:
+            row = work.session.get(RoleBinding, binding_id)
+            if row is not None and row.revoked_at is None:
+                row.revoked_at = self._clock.now()
+
+    def roles(self, context: Context, principal_id: str) -> list[RoleBindingInfo]:
+        """The principal's active role bindings (its groups' bindings apply too, and are listed with them)."""
+        with self._uow.read(context, "identity.principals.read", Resource("principal", principal_id)) as work:
+            _principal(work.session, principal_id)
+            groups = list(
+                work.session.scalars(
+                    select(GroupMember.group_id).where(GroupMember.member_id == principal_id)
+                )
+            )
+            now = self._clock.now()
+            rows = work.session.scalars(
+                select(RoleBinding)
+                .where(
+                    RoleBinding.principal_id.in_([principal_id, *groups]), RoleBinding.revoked_at.is_(None)
+                )
+                .order_by(RoleBinding.id)
+            ).all()
+            return [
+                RoleBindingInfo(
+                    r.id, r.principal_id, r.role, r.resource_type, r.resource_id, r.origin, r.expires_at
+                )
+                for r in rows
+                if r.expires_at is None or r.expires_at > now
+            ]
+
+    def add_member(self, context: Context, group_id: str, member_id: str) -> None:
+        with self._uow.act(
+            context, "identity.groups.manage", Resource("principal", group_id), details={"member": member_id}
+        ) as work:
+            if _principal(work.session, group_id).type != "group":
+                raise InvalidInput(f"{group_id} is not a group.")
+            if _principal(work.session, member_id).type == "group":
+                raise InvalidInput("Groups hold users and service accounts, not other groups.")
+            if work.session.get(GroupMember, (group_id, member_id)) is None:
+                work.session.add(GroupMember(group_id=group_id, member_id=member_id))
+
+    def remove_member(self, context: Context, group_id: str, member_id: str) -> None:
+        with self._uow.act(
+            context, "identity.groups.manage", Resource("principal", group_id), details={"removed": member_id}
+        ) as work:
+            row = work.session.get(GroupMember, (group_id, member_id))
+            if row is None:
+                raise NotFound(f"{member_id} is not a member of {group_id}.")
+            work.session.delete(row)
 
     def create_api_key(
         self,
@@ -152,7 +236,8 @@ class IdentityService:
         with self._uow.act(
             context, "identity.apikeys.create", Resource("principal", principal_id), details=details
         ) as work:
-            _principal(work.session, principal_id)
+            if _principal(work.session, principal_id).type == "group":
+                raise InvalidInput("Groups cannot hold API keys; their members do.")
             work.session.add(
                 ApiKey(
                     key_id=key_id,
@@ -205,6 +290,26 @@ class IdentityService:
                 cutoff = self._clock.now() + overlap
                 old.expires_at = min(old.expires_at, cutoff) if old.expires_at else cutoff
         return issued
+
+
+def _checked_attributes(attributes: dict[str, Any]) -> dict[str, str]:
+    """ABAC attributes: short lowercase names, string values; ``clearance`` must name a classification.
+    Names the authenticators set (scopes, roles, ...) cannot be stored, so no attribute can forge them."""
+    checked: dict[str, str] = {}
+    for name, value in attributes.items():
+        if not _ATTRIBUTE.fullmatch(str(name)) or name in RESERVED_ATTRIBUTES:
+            raise InvalidInput(f"{name!r} cannot be a principal attribute.")
+        if not isinstance(value, str) or len(value) > 256:
+            raise InvalidInput(f"Attribute {name!r} must be a string of at most 256 characters.")
+        if name == "clearance":
+            try:
+                classification_rank(value)
+            except KeyError:
+                raise InvalidInput(
+                    "clearance is one of: public, internal, confidential, restricted."
+                ) from None
+        checked[name] = value
+    return checked
 
 
 def _principal(session: Any, principal_id: str) -> PrincipalRow:

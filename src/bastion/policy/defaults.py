@@ -1,102 +1,106 @@
-"""The grants shipped by default: what the local operator (the CLI on the server's own state) may do.
+"""The shipped Cedar policy set: the roles, the local operator, Bastion's own jobs and the guard rails.
 
-The list is explicit and short on purpose; each later capability adds the actions it introduces.
+Least privilege: a principal with no role binding and no custom policy can do nothing but exchange its own
+credential for a token and ask for an elevation. Every policy carries an ``@id`` so each decision names the
+policies that made it. Ids starting ``role:`` or ``default:`` are reserved for this set.
 """
 
 from __future__ import annotations
 
-from bastion.policy.grants import Grant
+import json
+from collections.abc import Iterable
+from functools import cache
 
-# (action, resource type)
-LOCAL_OPERATOR_ACTIONS: tuple[tuple[str, str], ...] = (
-    ("audit.read", "audit_log"),
-    ("audit.verify", "audit_log"),
-    ("audit.prove", "audit_log"),
-    ("audit.checkpoint", "audit_log"),
-    ("audit.export", "audit_log"),
-    ("audit.prune", "audit_log"),
-)
-# Key management: the local operator administers and uses keys (resource type "key").
-KEY_ACTIONS = (
-    "create",
-    "read",
-    "rotate",
-    "disable",
-    "enable",
-    "destroy",
-    "encrypt",
-    "decrypt",
-    "rewrap",
-    "sign",
-    "verify",
-    "mac",
-)
-LOCAL_OPERATOR_ACTIONS += tuple((f"keys.{action}", "key") for action in KEY_ACTIONS)
+from bastion.policy.catalog import LOCAL_OPERATOR_ACTIONS, ROLES
+from bastion.policy.schema import NAMESPACE, action_uid
 
-LOCAL_OPERATOR_ACTIONS += tuple(
-    (f"secrets.{action}", "secret") for action in ("write", "read", "list", "delete")
-)
-LOCAL_OPERATOR_ACTIONS += (("backup.create", "state"), ("backup.restore", "state"))
-LOCAL_OPERATOR_ACTIONS += (
-    ("identity.principals.create", "principal"),
-    ("identity.principals.read", "principal"),
-    ("identity.principals.disable", "principal"),
-    ("identity.principals.enable", "principal"),
-    ("identity.grants.create", "principal"),
-    ("identity.apikeys.create", "principal"),
-    ("identity.apikeys.read", "api_key"),
-    ("identity.apikeys.revoke", "api_key"),
-    ("identity.tokens.revoke", "token"),
-)
+RESERVED_ID_PREFIXES = ("role:", "default:")
 
-# What Bastion's own background jobs may do, and nothing more.
-SYSTEM_ACTIONS: tuple[tuple[str, str], ...] = (
-    ("audit.checkpoint", "audit_log"),
-    ("audit.export", "audit_log"),
-)
-
-
-def _grants(role: str, principal_id: str, actions: tuple[tuple[str, str], ...]) -> list[Grant]:
-    return [
-        Grant(
-            id=f"default:{role}:{action}",
-            principal_id=principal_id,
-            action=action,
-            resource_type=resource_type,
-        )
-        for action, resource_type in actions
-    ]
-
-
-def local_operator_grants(principal_id: str) -> list[Grant]:
-    return _grants("local-operator", principal_id, LOCAL_OPERATOR_ACTIONS)
-
-
-# The key that signs audit checkpoints: the system may create it, read it and sign with it — that key only.
+# The key that signs audit checkpoints, the token-signing key, the API-key pepper and the secrets store's key:
+# the system may use each of them for its one job, and nothing wider.
 CHECKPOINT_KEY = "bastion/audit-checkpoint"
-
-
 TOKEN_KEY = "bastion/token-signing"  # noqa: S105 - a key name
 PEPPER_SECRET_NAME = "bastion/api-key-pepper"  # noqa: S105 - the name of a secret, not one
 SECRETS_KEY_NAME = "bastion/secrets"
-# Each (action, resource type, resource id) the system needs on one named resource, and nothing wider.
-_SYSTEM_SCOPED: tuple[tuple[str, str, str], ...] = (
-    *((f"keys.{action}", "key", CHECKPOINT_KEY) for action in ("create", "read", "sign")),
-    *((f"keys.{action}", "key", TOKEN_KEY) for action in ("create", "read", "sign")),
-    *((f"secrets.{action}", "secret", PEPPER_SECRET_NAME) for action in ("read", "write", "list")),
-    *((f"keys.{action}", "key", SECRETS_KEY_NAME) for action in ("create", "read", "encrypt", "decrypt")),
+SYSTEM_PRINCIPAL_ID = "system:bastion"
+
+_SYSTEM_SCOPED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("Key", CHECKPOINT_KEY, ("keys.create", "keys.read", "keys.sign")),
+    ("Key", TOKEN_KEY, ("keys.create", "keys.read", "keys.sign")),
+    ("Secret", PEPPER_SECRET_NAME, ("secrets.read", "secrets.write", "secrets.list")),
+    ("Key", SECRETS_KEY_NAME, ("keys.create", "keys.read", "keys.encrypt", "keys.decrypt")),
 )
+SYSTEM_ACTIONS = ("audit.checkpoint", "audit.export")
 
 
-def system_grants(principal_id: str) -> list[Grant]:
-    scoped = [
-        Grant(
-            id=f"default:system:{action}:{resource_id}",
-            principal_id=principal_id,
-            action=action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-        )
-        for action, resource_type, resource_id in _SYSTEM_SCOPED
+def _actions(actions: Iterable[str]) -> str:
+    return "[" + ", ".join(action_uid(action) for action in actions) + "]"
+
+
+def _uid(entity_type: str, entity_id: str) -> str:
+    return f"{NAMESPACE}::{entity_type}::{json.dumps(entity_id)}"
+
+
+def _role_policies() -> list[str]:
+    return [
+        f'@id("role:{role}")\n'
+        f"permit(principal in {_uid('Role', role)}, action in {_actions(actions)}, resource);"
+        for role, actions in ROLES.items()
     ]
-    return [*_grants("system", principal_id, SYSTEM_ACTIONS), *scoped]
+
+
+def _system_policies() -> list[str]:
+    system = _uid("Service", SYSTEM_PRINCIPAL_ID)
+    policies = [
+        f'@id("default:system:jobs")\npermit(principal == {system}, action in {_actions(SYSTEM_ACTIONS)}, '
+        "resource);"
+    ]
+    policies += [
+        f"@id({json.dumps(f'default:system:{name}')})\n"
+        f"permit(principal == {system}, action in {_actions(actions)}, resource == {_uid(kind, name)});"
+        for kind, name, actions in _SYSTEM_SCOPED
+    ]
+    return policies
+
+
+@cache
+def default_policies() -> str:
+    approve = _actions(("identity.elevations.approve", "identity.elevations.deny"))
+    policies = [
+        *_role_policies(),
+        '@id("default:local-operator")\n'
+        f"permit(principal is {NAMESPACE}::Operator,\n"
+        f"       action in {_actions(LOCAL_OPERATOR_ACTIONS)}, resource);",
+        *_system_policies(),
+        # Exchanging one's own credential for a token; the token endpoint keeps the scopes within the
+        # credential's own.
+        '@id("default:self-service:tokens.issue")\n'
+        f"permit(principal, action == {action_uid('identity.tokens.issue')}, resource)\n"
+        "  when { resource == principal.account };",
+        '@id("default:self-service:elevations.request")\n'
+        f"permit(principal, action == {action_uid('identity.elevations.request')}, resource)\n"
+        "  when { resource == principal.account };",
+        # A requester may see and withdraw its own elevations.
+        '@id("default:self-service:elevations")\n'
+        "permit(principal, action in "
+        f"{_actions(('identity.elevations.read', 'identity.elevations.revoke'))}, resource)\n"
+        "  when { resource has owner && resource.owner == principal.account };",
+        # Nobody approves their own elevation, whatever else a policy says (forbid overrides permit).
+        '@id("default:forbid:self-approval")\n'
+        f"forbid(principal, action in {approve}, resource)\n"
+        "  when { resource has owner && resource.owner == principal.account };",
+        # Nobody gives themselves a role or a key for another principal's worth: role changes on one's own
+        # account go through an elevation that someone else approves.
+        '@id("default:forbid:self-assignment")\n'
+        f"forbid(principal, action == {action_uid('identity.roles.assign')}, resource)\n"
+        f"  when {{ resource == principal.account }} unless {{ principal is {NAMESPACE}::Operator }};",
+        # Classified resources need a clearance that reaches their classification. The local operator and
+        # the system hold the state itself, so the rule would protect nothing from them.
+        '@id("default:forbid:clearance")\n'
+        "forbid(principal, action, resource)\n"
+        "  when { resource has classification &&\n"
+        "         !(principal has clearance && principal.clearance >= resource.classification) }\n"
+        f"  unless {{ principal is {NAMESPACE}::Operator || principal == "
+        f"{_uid('Service', SYSTEM_PRINCIPAL_ID)} }};",
+    ]
+    return "\n\n".join(policies) + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -40,8 +41,13 @@ SYSTEM = Principal(id="system:bastion", type=PrincipalType.SERVICE, auth_method=
 
 @dataclass(frozen=True, slots=True)
 class Resource:
+    """What an action is about. ``attributes`` feed attribute-based policies: ``classification`` (public,
+    internal, confidential, restricted), ``region``, ``owner`` (a principal id). They are not part of the
+    resource's identity."""
+
     type: str
     id: str
+    attributes: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)

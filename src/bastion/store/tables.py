@@ -232,20 +232,80 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # A sealed emergency credential: every use raises a critical audit event.
+    break_glass: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class StoredGrant(Base):
-    """A permission given to a principal through the API or CLI (the Cedar engine will replace these)."""
+class RoleBinding(Base):
+    """A principal (or group) holds a role — everywhere, or on one resource type or one resource only; for
+    good, or until ``expires_at`` (just-in-time elevations, break-glass)."""
 
-    __tablename__ = "grants"
+    __tablename__ = "role_bindings"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    principal_id: Mapped[str] = mapped_column(String(255), ForeignKey("principals.id"))
-    action: Mapped[str] = mapped_column(String(128))
-    resource_type: Mapped[str] = mapped_column(String(64))
+    principal_id: Mapped[str] = mapped_column(String(255), ForeignKey("principals.id"), index=True)
+    role: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     resource_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    origin: Mapped[str] = mapped_column(String(16))  # assigned | elevation | break-glass
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class GroupMember(Base):
+    """Membership of a user or service account in a group; the group's roles apply to its members."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[str] = mapped_column(String(255), ForeignKey("principals.id"), primary_key=True)
+    member_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("principals.id"), primary_key=True, index=True
+    )
+
+
+class PolicyVersion(Base):
+    """One version of the custom Cedar policy set, kept for ever (rollback is activating an older one)."""
+
+    __tablename__ = "policy_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    text: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class PolicyHead(Base):
+    """The active custom policy version (one row; version 0 = shipped defaults only)."""
+
+    __tablename__ = "policy_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Elevation(Base):
+    """A just-in-time request for a role: pending → approved (a role binding until ``expires_at``) or
+    denied; an approved one may be revoked early."""
+
+    __tablename__ = "elevations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requester_id: Mapped[str] = mapped_column(String(255), ForeignKey("principals.id"), index=True)
+    role: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resource_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    duration_s: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class RevokedToken(Base):

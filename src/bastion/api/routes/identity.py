@@ -1,4 +1,4 @@
-"""Identity administration over HTTP: principals, grants, API keys, token revocation.
+"""Identity administration over HTTP: principals, groups, role bindings, API keys, token revocation.
 
 Thin adapters over ``IdentityService``: the same authorization and audit as the CLI. A new API key's token is
 in the 201 response and nowhere else.
@@ -13,7 +13,9 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from bastion.api.deps import RequestContext
+from bastion.core.errors import InvalidInput
 from bastion.identity import IdentityService, IssuedKey, PrincipalInfo
+from bastion.spine.context import Resource
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 PrincipalId = Annotated[str, Path(max_length=210)]
@@ -33,10 +35,25 @@ class PrincipalOut(BaseModel):
     disabled: bool
 
 
-class NewGrant(BaseModel):
-    action: str = Field(max_length=128)
-    resource_type: str = Field(max_length=64)
-    resource_id: str | None = Field(default=None, max_length=255)
+class NewRoleBinding(BaseModel):
+    role: str = Field(max_length=64)
+    resource_type: str | None = Field(default=None, max_length=64, description="Scope to one resource type")
+    resource_id: str | None = Field(default=None, max_length=255, description="... or to one resource")
+    expires_in_minutes: int | None = Field(default=None, ge=1, le=525_600)
+
+
+class RoleBindingOut(BaseModel):
+    id: str
+    principal_id: str
+    role: str
+    resource_type: str | None
+    resource_id: str | None
+    origin: str
+    expires_at: str | None
+
+
+class NewMember(BaseModel):
+    member_id: str = Field(max_length=210)
 
 
 class NewApiKey(BaseModel):
@@ -76,14 +93,56 @@ def list_principals(request: Request, context: RequestContext) -> list[Principal
     return [_principal(info) for info in _services(request).list_principals(context)]
 
 
-@router.post("/principals/{principal_id}/grants", status_code=201)
-def grant(
-    request: Request, context: RequestContext, principal_id: PrincipalId, body: NewGrant
+@router.post("/principals/{principal_id}/roles", status_code=201)
+def assign_role(
+    request: Request, context: RequestContext, principal_id: PrincipalId, body: NewRoleBinding
 ) -> dict[str, str]:
-    grant_id = _services(request).grant(
-        context, principal_id, body.action, body.resource_type, body.resource_id
+    if body.resource_id is not None and body.resource_type is None:
+        raise InvalidInput("A resource id needs its resource type.")
+    scope = Resource(body.resource_type, body.resource_id or "*") if body.resource_type else None
+    lifetime = timedelta(minutes=body.expires_in_minutes) if body.expires_in_minutes else None
+    binding_id = _services(request).assign_role(
+        context, principal_id, body.role, resource=scope, expires_in=lifetime
     )
-    return {"grant_id": grant_id}
+    return {"binding_id": binding_id}
+
+
+@router.get("/principals/{principal_id}/roles", response_model=list[RoleBindingOut])
+def list_roles(request: Request, context: RequestContext, principal_id: PrincipalId) -> list[RoleBindingOut]:
+    return [
+        RoleBindingOut(
+            id=b.id,
+            principal_id=b.principal_id,
+            role=b.role,
+            resource_type=b.resource_type,
+            resource_id=b.resource_id,
+            origin=b.origin,
+            expires_at=b.expires_at.isoformat() if b.expires_at else None,
+        )
+        for b in _services(request).roles(context, principal_id)
+    ]
+
+
+@router.delete("/roles/{binding_id}", status_code=204)
+def unassign_role(
+    request: Request, context: RequestContext, binding_id: Annotated[str, Path(max_length=64)]
+) -> Response:
+    _services(request).unassign_role(context, binding_id)
+    return Response(status_code=204)
+
+
+@router.post("/groups/{group_id}/members", status_code=204)
+def add_member(request: Request, context: RequestContext, group_id: PrincipalId, body: NewMember) -> Response:
+    _services(request).add_member(context, group_id, body.member_id)
+    return Response(status_code=204)
+
+
+@router.delete("/groups/{group_id}/members/{member_id}", status_code=204)
+def remove_member(
+    request: Request, context: RequestContext, group_id: PrincipalId, member_id: PrincipalId
+) -> Response:
+    _services(request).remove_member(context, group_id, member_id)
+    return Response(status_code=204)
 
 
 @router.post("/principals/{principal_id}/apikeys", status_code=201, response_model=IssuedKeyOut)

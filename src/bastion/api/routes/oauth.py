@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from bastion.core.errors import InvalidCredentials
 from bastion.core.logs import request_id_var
 from bastion.identity.tokens import ACCESS_TOKEN_LIFETIME
-from bastion.policy.stored import scope_within
+from bastion.policy import scope_within
 from bastion.spine.context import ANONYMOUS, Context, PrincipalType, Resource
 from bastion.spine.interfaces import Credentials
 

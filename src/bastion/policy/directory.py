@@ -1,0 +1,81 @@
+"""Who holds which role: role bindings (direct or through a group), read with a short cache.
+
+A binding may be scoped to one resource type or one resource, and may expire (just-in-time elevations,
+break-glass). Scope and expiry are applied per decision, so a binding never means more than it says and an
+elevation ends on time even while cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+
+from bastion.core.clock import Clock
+from bastion.spine.context import Resource
+from bastion.store.database import Database
+from bastion.store.tables import GroupMember, RoleBinding
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    id: str
+    role: str
+    resource_type: str | None
+    resource_id: str | None
+    expires_at: datetime | None
+
+    def applies(self, resource: Resource, now: datetime) -> bool:
+        if self.expires_at is not None and self.expires_at <= now:
+            return False
+        if self.resource_type is None:
+            return True
+        return self.resource_type == resource.type and self.resource_id in (None, resource.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    groups: tuple[str, ...]
+    bindings: tuple[Binding, ...]
+
+
+class RoleDirectory:
+    """``cache_seconds`` bounds how long an unassigned role or a revoked elevation takes to stop working on a
+    replica."""
+
+    def __init__(self, database: Database, clock: Clock, cache_seconds: float = 2.0) -> None:
+        self._database, self._clock = database, clock
+        self._ttl = timedelta(seconds=cache_seconds)
+        self._cache: dict[str, tuple[datetime, Membership]] = {}
+
+    def membership(self, principal_id: str) -> Membership:
+        now = self._clock.now()
+        cached = self._cache.get(principal_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        with self._database.read() as session:
+            groups = tuple(
+                session.scalars(
+                    select(GroupMember.group_id)
+                    .where(GroupMember.member_id == principal_id)
+                    .order_by(GroupMember.group_id)
+                )
+            )
+            rows = session.scalars(
+                select(RoleBinding)
+                .where(
+                    RoleBinding.principal_id.in_((principal_id, *groups)),
+                    RoleBinding.revoked_at.is_(None),
+                    or_(RoleBinding.expires_at.is_(None), RoleBinding.expires_at > now),
+                )
+                .order_by(RoleBinding.id)
+            ).all()
+            bindings = tuple(
+                Binding(row.id, row.role, row.resource_type, row.resource_id, row.expires_at) for row in rows
+            )
+        membership = Membership(groups, bindings)
+        if len(self._cache) > 10_000:  # bounded whatever callers ask for
+            self._cache.clear()
+        self._cache[principal_id] = (now, membership)
+        return membership
