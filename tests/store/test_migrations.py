@@ -9,9 +9,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, exc, insert, text, update
 
+from bastion.policy import compile_policies
 from bastion.store import Database, current_revision, head_revision, migrate
 from bastion.store.migrate import downgrade
-from bastion.store.tables import AuditEvent, Base
+from bastion.store.tables import AuditEvent, Base, PolicyHead, PolicyVersion
 
 
 def test_migrate_brings_schema_to_head_and_is_idempotent(database_url: str) -> None:
@@ -129,3 +130,41 @@ def test_naive_datetimes_are_refused(database: Database) -> None:
     values = {**_event_values(), "occurred_at": datetime(2026, 1, 1)}
     with pytest.raises(exc.StatementError, match="timezone-aware"), database.transaction() as session:
         session.execute(insert(AuditEvent).values(**values))
+
+
+def test_grants_from_before_cedar_become_the_first_policy_version(database_url: str) -> None:
+    """0006 carries every stored grant over as a Cedar policy, so an upgrade keeps exactly what was given."""
+    db = Database(database_url)
+    try:
+        migrate(db, "0005")
+        now = datetime.now(UTC)
+        with db.transaction() as session:
+            session.execute(
+                text(
+                    "INSERT INTO principals (id, type, display_name, attributes, disabled, created_at) "
+                    "VALUES ('service:old', 'service', 'old', '{}', false, :now)"
+                ),
+                {"now": now},
+            )
+            session.execute(
+                text(
+                    "INSERT INTO grants (id, principal_id, action, resource_type, resource_id, "
+                    "created_at, created_by) VALUES "
+                    "('grant:1', 'service:old', 'audit.read', 'audit_log', NULL, :now, 'x'), "
+                    "('grant:2', 'service:old', 'keys.sign', 'key', 'release', :now, 'x')"
+                ),
+                {"now": now},
+            )
+        migrate(db)
+        with db.read() as session:
+            head = session.get(PolicyHead, 1)
+            assert head is not None
+            assert head.version == 1
+            version = session.get(PolicyVersion, 1)
+            assert version is not None
+            policy_text = version.text
+        compiled = compile_policies(policy_text, 1)
+        assert compiled.custom_ids == ("grant:1", "grant:2")
+        assert 'resource == Bastion::Key::"release"' in policy_text
+    finally:
+        db.dispose()
