@@ -8,10 +8,11 @@ from fastapi import FastAPI
 
 from bastion.api import problems
 from bastion.api.middleware import RequestContextMiddleware
-from bastion.api.routes import audit, health, identity, oauth, policies
+from bastion.api.routes import audit, elevations, health, identity, oauth, policies
 from bastion.audit.query import AuditQueries
 from bastion.identity import IdentityService
 from bastion.identity.bearer import BearerAuthenticator
+from bastion.identity.elevation import ElevationService
 from bastion.identity.tokens import TokenService
 from bastion.policy.admin import PolicyAdmin
 from bastion.spine.uow import UnitOfWork
@@ -27,6 +28,7 @@ class ApiServices:
     tokens: TokenService
     identity: IdentityService
     policies: PolicyAdmin
+    elevations: ElevationService
 
 
 def create_api(services: ApiServices) -> FastAPI:
@@ -46,4 +48,5 @@ def create_api(services: ApiServices) -> FastAPI:
     app.include_router(oauth.router)
     app.include_router(identity.router)
     app.include_router(policies.router)
+    app.include_router(elevations.router)
     return app

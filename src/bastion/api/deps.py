@@ -45,13 +45,24 @@ def request_context(request: Request) -> Context:
             base, "auth.authenticate", Resource("endpoint", request.url.path), "credentials did not verify"
         )
         raise
-    return Context(
+    context = Context(
         principal=principal,
         request_id=base.request_id,
         source_address=base.source_address,
         user_agent=base.user_agent,
         purpose=request.headers.get(PURPOSE_HEADER),
     )
+    if principal.attributes.get("break_glass"):
+        # Every use of the sealed emergency credential pages the SIEM before the request goes on; if that
+        # record cannot be written, the request is refused (503).
+        services.uow.alert(
+            context,
+            "identity.breakglass.used",
+            Resource("principal", principal.id),
+            "break-glass credential used",
+            {"method": request.method, "path": request.url.path},
+        )
+    return context
 
 
 RequestContext = Annotated[Context, Depends(request_context)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -16,6 +17,7 @@ from bastion.core.errors import ConfigError
 from bastion.core.settings import KeyBackendKind, Settings
 from bastion.identity import ApiKeyAuthenticator, IdentityService
 from bastion.identity.bearer import BearerAuthenticator
+from bastion.identity.elevation import ElevationService
 from bastion.identity.jwt_authenticator import JwtAuthenticator
 from bastion.identity.pepper import Pepper
 from bastion.identity.tokens import TokenService
@@ -46,6 +48,7 @@ class Bastion:
     tokens: TokenService
     authenticator: BearerAuthenticator
     policies: PolicyAdmin
+    elevations: ElevationService
 
     def api(self) -> FastAPI:
         return create_api(
@@ -57,6 +60,7 @@ class Bastion:
                 tokens=self.tokens,
                 identity=self.identity,
                 policies=self.policies,
+                elevations=self.elevations,
             )
         )
 
@@ -102,6 +106,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
             ApiKeyAuthenticator(database, pepper, clock), JwtAuthenticator(database, tokens, clock)
         ),
         policies=PolicyAdmin(uow, policies, clock),
+        elevations=ElevationService(uow, database, clock, timedelta(minutes=settings.elevation_max_minutes)),
     )
 
 

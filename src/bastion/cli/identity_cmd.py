@@ -177,3 +177,73 @@ def disable(principal_id: Annotated[str, typer.Argument()], config: ConfigOption
 def enable(principal_id: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
     with operator_session(settings_from(config)) as bastion:
         bastion.identity.set_disabled(operator_context(), principal_id, disabled=False)
+
+
+elevations = typer.Typer(help="Just-in-time elevation: approve, deny, revoke, list.", no_args_is_help=True)
+
+
+@elevations.command("list")
+def list_elevations(
+    state: Annotated[str | None, typer.Option("--state", help="pending, approved, ...")] = None,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    with operator_session(settings_from(config)) as bastion:
+        infos = bastion.elevations.list(operator_context(), state)
+    rows = [
+        {
+            "id": i.id,
+            "requester": i.requester_id,
+            "role": i.role,
+            "resource": f"{i.resource_type}:{i.resource_id or '*'}" if i.resource_type else "*",
+            "minutes": int(i.duration.total_seconds() // 60),
+            "state": i.state,
+            "reason": i.reason,
+        }
+        for i in infos
+    ]
+    if json:
+        emit_json(rows)
+        return
+    table = Table(*rows[0].keys(), box=None) if rows else Table("no elevations", box=None)
+    for row in rows:
+        table.add_row(*(str(value) for value in row.values()))
+    out.print(table)
+
+
+@elevations.command("approve")
+def approve(elevation_id: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
+    with operator_session(settings_from(config)) as bastion:
+        info = bastion.elevations.approve(operator_context(), elevation_id)
+    out.print(f"Approved: {info.requester_id} holds {info.role} until {info.expires_at}.")
+
+
+@elevations.command("deny")
+def deny(elevation_id: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
+    with operator_session(settings_from(config)) as bastion:
+        bastion.elevations.deny(operator_context(), elevation_id)
+
+
+@elevations.command("revoke")
+def revoke(elevation_id: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
+    """End an approved elevation now."""
+    with operator_session(settings_from(config)) as bastion:
+        bastion.elevations.revoke(operator_context(), elevation_id)
+
+
+breakglass = typer.Typer(help="The sealed emergency credential.", no_args_is_help=True)
+
+
+@breakglass.command("create")
+def create_break_glass(
+    principal_id: Annotated[str, typer.Option("--principal")] = "user:break-glass",
+    role: Annotated[str, typer.Option("--role")] = "security-admin",
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Issue (or replace) the emergency credential; seal it offline. Every use raises a critical event."""
+    with operator_session(settings_from(config)) as bastion:
+        issued = bastion.identity.create_break_glass(operator_context(), principal_id, role)
+    if not json:
+        err.print("Seal this credential offline (e.g. split between two safes). Every use pages the SIEM.")
+    _show_key(issued, json)

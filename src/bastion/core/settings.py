@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     )
     pkcs11_token: str = Field(default="bastion", description="Label of the PKCS#11 token.")
     pkcs11_pin: SecretStr | None = Field(default=None, description="User PIN of the PKCS#11 token.")
+    elevation_max_minutes: int = Field(
+        default=240, ge=1, le=7 * 24 * 60, description="Longest just-in-time elevation an approver can grant."
+    )
     db_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
     db_pool_size: int = Field(default=5, ge=1, le=200)
 

@@ -90,6 +90,8 @@ class ApiKeyAuthenticator:
                 and not principal.disabled
             ):
                 attributes = {**principal.attributes, "scopes": tuple(key.scopes), "api_key_id": key.key_id}
+                if key.break_glass:
+                    attributes["break_glass"] = True
                 record = _KeyRecord(
                     key.secret_hash,
                     key.expires_at,

@@ -20,7 +20,7 @@ from bastion.core.ids import uuid7
 from bastion.identity import apikeys
 from bastion.identity.pepper import Pepper
 from bastion.policy.authorizer import RESERVED_ATTRIBUTES, classification_rank
-from bastion.policy.catalog import RESOURCE_TYPES
+from bastion.policy.catalog import RESOURCE_TYPES, ROLES
 from bastion.spine.context import Context, PrincipalType, Resource
 from bastion.spine.uow import UnitOfWork
 from bastion.store.tables import ApiKey, GroupMember, PrincipalRow, RevokedToken, RoleBinding
@@ -31,6 +31,7 @@ _ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _KINDS = {"user": PrincipalType.USER.value, "service": PrincipalType.SERVICE.value, "group": "group"}
 _SCOPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?$")
 MAX_KEY_LIFETIME = timedelta(days=366)
+BREAK_GLASS_PRINCIPAL = "user:break-glass"
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +250,73 @@ class IdentityService:
                 )
             )
         return IssuedKey(key_id=key_id, principal_id=principal_id, expires_at=expires_at, token=token)
+
+    def create_break_glass(
+        self, context: Context, principal_id: str = BREAK_GLASS_PRINCIPAL, role: str = "security-admin"
+    ) -> IssuedKey:
+        """Seal an emergency credential: a user holding ``role`` and one API key, shown once, to be kept
+        offline. Every request made with it raises a critical audit event; earlier break-glass keys of the
+        same principal are revoked."""
+        if not _ID.fullmatch(principal_id) or not principal_id.startswith("user:") or role not in ROLES:
+            raise InvalidInput("Break-glass needs a user:NAME principal and a shipped role.")
+        pepper = self._pepper.get()  # before the transaction (see create_api_key)
+        parsed, token = apikeys.new_key()
+        now = self._clock.now()
+        details = {"key_id": parsed.key_id, "role": role}
+        with self._uow.act(
+            context, "identity.breakglass.create", Resource("principal", principal_id), details=details
+        ) as work:
+            session = work.session
+            if session.get(PrincipalRow, principal_id) is None:
+                session.add(
+                    PrincipalRow(
+                        id=principal_id,
+                        type=PrincipalType.USER.value,
+                        display_name="Break-glass emergency access",
+                        attributes={},
+                        disabled=False,
+                        created_at=now,
+                    )
+                )
+                session.flush()
+            for old in session.scalars(
+                select(ApiKey).where(
+                    ApiKey.principal_id == principal_id,
+                    ApiKey.break_glass.is_(True),
+                    ApiKey.revoked_at.is_(None),
+                )
+            ):
+                old.revoked_at = now
+            bound = session.scalar(
+                select(RoleBinding.id).where(
+                    RoleBinding.principal_id == principal_id,
+                    RoleBinding.role == role,
+                    RoleBinding.origin == "break-glass",
+                    RoleBinding.revoked_at.is_(None),
+                )
+            )
+            if bound is None:
+                session.add(
+                    RoleBinding(
+                        id=f"binding:{uuid7()}",
+                        principal_id=principal_id,
+                        role=role,
+                        origin="break-glass",
+                        created_at=now,
+                        created_by=context.principal.id,
+                    )
+                )
+            session.add(
+                ApiKey(
+                    key_id=parsed.key_id,
+                    principal_id=principal_id,
+                    secret_hash=apikeys.secret_hash(pepper, parsed.key_id, parsed.secret),
+                    scopes=[],
+                    created_at=now,
+                    break_glass=True,
+                )
+            )
+        return IssuedKey(key_id=parsed.key_id, principal_id=principal_id, expires_at=None, token=token)
 
     def revoke_api_key(self, context: Context, key_id: str) -> None:
         with self._uow.act(context, "identity.apikeys.revoke", Resource("api_key", key_id)) as work:

@@ -172,6 +172,21 @@ class UnitOfWork:
             suppress=True,
         )
 
+    def alert(
+        self, context: Context, action: str, resource: Resource, reason: str, details: dict[str, Any]
+    ) -> None:
+        """Record a critical event (e.g. a break-glass credential used) in a transaction of its own, durably,
+        before the caller goes on. Raises ``AuditUnavailable`` if it cannot: the caller must then refuse."""
+        record = self._record(
+            context,
+            action,
+            resource,
+            Outcome.ALLOWED,
+            reason=reason,
+            details={**details, "severity": "critical"},
+        )
+        self._append_alone(record)
+
     def refuse(self, context: Context, action: str, resource: Resource, reason: str) -> None:
         """Audit a refusal that happened before authorization (e.g. credentials that did not verify)."""
         self._append_alone(self._record(context, action, resource, Outcome.DENIED, reason=reason))
@@ -210,6 +225,9 @@ class UnitOfWork:
         details: dict[str, Any] | None = None,
         data_categories: Iterable[str] = (),
     ) -> AuditRecord:
+        if context.principal.attributes.get("break_glass"):
+            # Everything done with an emergency credential pages the SIEM, not only its first use.
+            details = {**(details or {}), "severity": "critical", "break_glass": True}
         return AuditRecord(
             occurred_at=self._clock.now(),
             context=context,

@@ -1,5 +1,8 @@
 """Event encodings for SIEMs. Each takes the event's JSON form (``EventView.as_json``) and is pure.
 
+Critical events (``details.severity == "critical"``, e.g. break-glass use) get each format's highest level:
+syslog 2, CEF 10, OCSF severity_id 5.
+
 - RFC 5424 syslog: facility 13 (log audit); severity 6 for allowed, 4 for denied and error; MSGID is the
   action; structured data ``[bastion@32473 ...]`` carries the key fields; MSG is the event as JSON (UTF-8 with
   BOM, as the RFC asks).
@@ -31,7 +34,14 @@ def _epoch_ms(event: dict[str, Any]) -> int:
     return int(_time(event).timestamp() * 1000)
 
 
+def is_critical(event: dict[str, Any]) -> bool:
+    """Events a SIEM must page on (e.g. a break-glass credential used) carry ``details.severity``."""
+    return (event.get("details") or {}).get("severity") == "critical"
+
+
 def severity(event: dict[str, Any]) -> int:
+    if is_critical(event):
+        return 2  # crit
     return 6 if event["outcome"] == "allowed" else 4
 
 
@@ -88,7 +98,7 @@ def _cef_value(value: object) -> str:
 
 
 def cef(event: dict[str, Any]) -> str:
-    cef_severity = 3 if event["outcome"] == "allowed" else 7
+    cef_severity = 10 if is_critical(event) else 3 if event["outcome"] == "allowed" else 7
     extension = {
         "rt": _epoch_ms(event),
         "externalId": event["event_id"],
@@ -138,7 +148,7 @@ def ocsf(event: dict[str, Any]) -> dict[str, Any]:
     success = event["outcome"] == "allowed"
     common: dict[str, Any] = {
         "time": _epoch_ms(event),
-        "severity_id": 1 if success else 3,
+        "severity_id": 5 if is_critical(event) else 1 if success else 3,
         "status_id": 1 if success else 2,
         "status": "Success" if success else "Failure",
         "status_detail": event["reason"],
