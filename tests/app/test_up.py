@@ -3,7 +3,6 @@ talks to it, and Ctrl-C shuts it down cleanly. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import os
 import shlex
 import signal
 import socket
@@ -40,7 +39,17 @@ class Server:
     output: list[str]
 
 
-def start(args: list[str], env: dict[str, str], cwd: Path) -> Server:
+def _probe_context(cert: tuple[Path, Path] | None) -> ssl.SSLContext:
+    """Only waiting for the port: no verification of the server, but a client certificate if mTLS asks."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if cert is not None:
+        context.load_cert_chain(*cert)
+    return context
+
+
+def start(args: list[str], env: dict[str, str], cwd: Path, cert: tuple[Path, Path] | None = None) -> Server:
     process = subprocess.Popen(
         [BASTION, "up", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -67,7 +76,7 @@ def start(args: list[str], env: dict[str, str], cwd: Path) -> Server:
         pytest.fail("bastion up did not print its curl line:\n" + "".join(lines))
     while time.monotonic() < deadline:  # the listener comes up just after the banner
         try:
-            httpx.get(url + "/healthz", verify=False, timeout=1)  # noqa: S501 - only waiting for the port
+            httpx.get(url + "/healthz", verify=_probe_context(cert), timeout=1)
             break
         except httpx.TransportError:
             time.sleep(0.1)
@@ -87,17 +96,6 @@ def stop(server: Server) -> tuple[int, str]:
     rest = server.process.stdout.read()
     server.process.stdout.close()
     return code, rest
-
-
-@pytest.fixture
-def env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("BASTION_")}
-    return {
-        **clean,
-        "BASTION_STATE_DIR": str(tmp_path / "state"),
-        "BASTION_DATABASE_URL": database_url,
-        "BASTION_LOG_FORMAT": "json",
-    }
 
 
 @pytest.fixture

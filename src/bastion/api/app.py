@@ -13,6 +13,7 @@ from bastion.audit.query import AuditQueries
 from bastion.identity import IdentityService
 from bastion.identity.bearer import BearerAuthenticator
 from bastion.identity.elevation import ElevationService
+from bastion.identity.mtls import CertificateAuthenticator
 from bastion.identity.tokens import TokenService
 from bastion.policy.admin import PolicyAdmin
 from bastion.spine.uow import UnitOfWork
@@ -29,6 +30,7 @@ class ApiServices:
     identity: IdentityService
     policies: PolicyAdmin
     elevations: ElevationService
+    certificates: CertificateAuthenticator
 
 
 def create_api(services: ApiServices) -> FastAPI:

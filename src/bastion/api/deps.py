@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -28,6 +29,14 @@ def parse_authorization(header: str | None) -> Credentials | None:
     return Credentials(scheme=scheme.lower(), value=SecretStr(value))
 
 
+def client_certificate(request: Request) -> bytes | None:
+    """The TLS-verified client certificate (DER), when the connection presented one (see app.tls_protocol).
+    A bearer credential on the same request takes precedence over it."""
+    tls = (request.scope.get("extensions") or {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or []
+    return ssl.PEM_cert_to_DER_cert(chain[0]) if chain else None
+
+
 def request_context(request: Request) -> Context:
     services = request.app.state.services
     base = Context(
@@ -37,9 +46,12 @@ def request_context(request: Request) -> Context:
         user_agent=(request.headers.get("user-agent") or "")[:512] or None,
     )
     try:
-        principal = services.authenticator.authenticate(
-            parse_authorization(request.headers.get("authorization"))
-        )
+        credentials = parse_authorization(request.headers.get("authorization"))
+        certificate = client_certificate(request)
+        if credentials is None and certificate is not None:
+            principal = services.certificates.authenticate_certificate(certificate)
+        else:
+            principal = services.authenticator.authenticate(credentials)
     except InvalidCredentials:
         services.uow.refuse(
             base, "auth.authenticate", Resource("endpoint", request.url.path), "credentials did not verify"

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from bastion.api import ApiServices, create_api
 from bastion.app.adapters import KeyManagerCheckpointSigner
+from bastion.app.state import tls_dir
 from bastion.audit import AuditQueries, AuditTrail, FileWitness, GroupCommitWriter, MerkleAuditLog
 from bastion.audit.export import Exporter, build_sink
 from bastion.core.clock import Clock, SystemClock
@@ -17,10 +18,13 @@ from bastion.core.errors import ConfigError
 from bastion.core.settings import KeyBackendKind, Settings
 from bastion.identity import ApiKeyAuthenticator, IdentityService
 from bastion.identity.bearer import BearerAuthenticator
+from bastion.identity.certificates import ClientCertificateIssuer
 from bastion.identity.elevation import ElevationService
 from bastion.identity.jwt_authenticator import JwtAuthenticator
+from bastion.identity.mtls import CertificateAuthenticator
 from bastion.identity.pepper import Pepper
 from bastion.identity.tokens import TokenService
+from bastion.keys import LocalCA
 from bastion.keys.backend import KeyBackend
 from bastion.keys.local import LocalBackend, MasterKeySource
 from bastion.keys.manager import KeyManager
@@ -49,6 +53,8 @@ class Bastion:
     authenticator: BearerAuthenticator
     policies: PolicyAdmin
     elevations: ElevationService
+    certificates: CertificateAuthenticator
+    client_certs: ClientCertificateIssuer
 
     def api(self) -> FastAPI:
         return create_api(
@@ -61,6 +67,7 @@ class Bastion:
                 identity=self.identity,
                 policies=self.policies,
                 elevations=self.elevations,
+                certificates=self.certificates,
             )
         )
 
@@ -107,6 +114,13 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
         ),
         policies=PolicyAdmin(uow, policies, clock),
         elevations=ElevationService(uow, database, clock, timedelta(minutes=settings.elevation_max_minutes)),
+        certificates=CertificateAuthenticator(
+            database,
+            clock,
+            settings.mtls_principals,
+            trust_principal_uri=settings.mtls_client_ca is None,  # only our own CA's names are trusted
+        ),
+        client_certs=ClientCertificateIssuer(uow, LocalCA(tls_dir(settings), clock)),
     )
 
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import ssl
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
 from bastion.app.background import PeriodicJob
 from bastion.app.container import build, system_context
 from bastion.app.state import tls_dir
+from bastion.app.tls_protocol import ClientCertH11Protocol
 from bastion.core.clock import SystemClock
 from bastion.core.errors import ConfigError
+from bastion.core.identity_settings import MtlsMode
 from bastion.core.settings import Settings
 from bastion.keys import LocalCA, TlsFiles
 
@@ -45,6 +49,8 @@ def _url_host(host: str) -> str:
 def plan_serving(settings: Settings) -> ServeTarget:
     """Decide how to serve, refusing unsafe combinations before anything listens."""
     if settings.unsafe_http:
+        if settings.mtls is not MtlsMode.OFF:
+            raise ConfigError("mTLS needs TLS.", remedy="Drop --unsafe-http, or set mtls = 'off'.")
         if not settings.host_is_loopback:
             raise ConfigError(
                 "Plain HTTP is only allowed on a loopback address.",
@@ -53,6 +59,17 @@ def plan_serving(settings: Settings) -> ServeTarget:
         return ServeTarget(url=f"http://{_url_host(settings.host)}:{settings.port}", tls=None)
     files = LocalCA(tls_dir(settings), SystemClock()).ensure_server_files(settings.host)
     return ServeTarget(url=f"https://{_url_host(settings.host)}:{settings.port}", tls=files)
+
+
+def _client_cert_options(settings: Settings, target: ServeTarget) -> dict[str, Any]:
+    """mTLS: ask for (or require, at the handshake) a client certificate chaining to the client CA."""
+    if target.tls is None or settings.mtls is MtlsMode.OFF:
+        return {}
+    return {
+        "http": ClientCertH11Protocol,
+        "ssl_cert_reqs": ssl.CERT_REQUIRED if settings.mtls is MtlsMode.REQUIRED else ssl.CERT_OPTIONAL,
+        "ssl_ca_certs": str(settings.mtls_client_ca or target.tls.ca_cert),
+    }
 
 
 def serve(settings: Settings, target: ServeTarget) -> None:
@@ -76,6 +93,7 @@ def serve(settings: Settings, target: ServeTarget) -> None:
         timeout_graceful_shutdown=10,
         ssl_certfile=target.tls.server_cert if target.tls else None,
         ssl_keyfile=target.tls.server_key if target.tls else None,
+        **_client_cert_options(settings, target),
     )
     exporter = PeriodicJob(
         "export",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -247,3 +249,40 @@ def create_break_glass(
     if not json:
         err.print("Seal this credential offline (e.g. split between two safes). Every use pages the SIEM.")
     _show_key(issued, json)
+
+
+certs = typer.Typer(
+    help="Client certificates from the local CA, for service-to-service mTLS.", no_args_is_help=True
+)
+
+
+@certs.command("issue")
+def issue_certificate(
+    principal_id: Annotated[str, typer.Argument(help="service:NAME")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for NAME.pem and NAME-key.pem.")] = Path(),
+    days: Annotated[int, typer.Option("--days", min=1, max=397)] = 90,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Issue a client certificate naming PRINCIPAL; its key is written 0600 and kept nowhere else."""
+    with operator_session(settings_from(config)) as bastion:
+        issued = bastion.client_certs.issue(operator_context(), principal_id, timedelta(days=days))
+        ca = bastion.client_certs.ca_certificate
+    stem = principal_id.replace(":", "-")
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cert_path, key_path = out_dir / f"{stem}.pem", out_dir / f"{stem}-key.pem"
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(issued.private_key_pem)
+    cert_path.write_bytes(issued.certificate_pem)
+    report = {
+        "certificate": str(cert_path.resolve()),
+        "key": str(key_path.resolve()),
+        "ca": ca,
+        "fingerprint_sha256": issued.fingerprint_sha256,
+        "not_after": issued.not_after.isoformat(),
+    }
+    if json:
+        emit_json(report)
+    else:
+        out.print(f"Certificate {report['certificate']}\nKey         {report['key']}\nServer CA   {ca}")

@@ -47,6 +47,7 @@ app.add_typer(identity_cmd.apikeys, name="apikeys")
 app.add_typer(identity_cmd.tokens, name="tokens")
 app.add_typer(identity_cmd.elevations, name="elevations")
 app.add_typer(identity_cmd.breakglass, name="breakglass")
+app.add_typer(identity_cmd.certs, name="certs")
 app.add_typer(policy_cmd.roles, name="roles")
 app.add_typer(policy_cmd.policies, name="policies")
 

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -26,6 +26,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 
 from bastion.core.errors import ConfigError
+from bastion.core.identity_settings import MtlsMode, OidcIssuerSettings, check_mtls_principals
 from bastion.core.logs import LogFormat
 from bastion.core.sink_settings import SinkSettings
 
@@ -135,6 +136,20 @@ class Settings(BaseSettings):
     )
     pkcs11_token: str = Field(default="bastion", description="Label of the PKCS#11 token.")
     pkcs11_pin: SecretStr | None = Field(default=None, description="User PIN of the PKCS#11 token.")
+    mtls: MtlsMode = Field(
+        default=MtlsMode.OFF, description="Client certificates: off, optional or required (at the handshake)."
+    )
+    mtls_client_ca: Path | None = Field(
+        default=None, description="CA that client certificates must chain to; default: the local CA."
+    )
+    mtls_principals: Annotated[dict[str, str], AfterValidator(check_mtls_principals)] = Field(
+        default_factory=dict,
+        description="Certificates to service principals by sha256 fingerprint, DNS or URI SAN; certificates "
+        "from the local CA name their principal themselves.",
+    )
+    oidc_issuers: list[OidcIssuerSettings] = Field(
+        default_factory=list, description="External OIDC issuers whose tokens are accepted."
+    )
     elevation_max_minutes: int = Field(
         default=240, ge=1, le=7 * 24 * 60, description="Longest just-in-time elevation an approver can grant."
     )

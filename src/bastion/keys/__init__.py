@@ -1,8 +1,8 @@
 """Security spine: keys. For now, the local certificate authority that serves HTTPS out of the box.
 
-Stable API: ``LocalCA``, ``TlsFiles``.
+Stable API: ``LocalCA``, ``TlsFiles``, ``ClientCertificate``.
 """
 
-from bastion.keys.local_ca import LocalCA, TlsFiles
+from bastion.keys.local_ca import PRINCIPAL_URI_PREFIX, ClientCertificate, LocalCA, TlsFiles
 
-__all__ = ["LocalCA", "TlsFiles"]
+__all__ = ["PRINCIPAL_URI_PREFIX", "ClientCertificate", "LocalCA", "TlsFiles"]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -26,6 +27,18 @@ CA_LIFETIME = timedelta(days=3650)
 SERVER_LIFETIME = timedelta(days=90)
 RENEW_BEFORE = timedelta(days=30)
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+PRINCIPAL_URI_PREFIX = "urn:bastion:principal:"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    certificate_pem: bytes
+    private_key_pem: bytes = field(repr=False)
+    fingerprint_sha256: str
+    serial: str
+    not_after: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,27 +120,59 @@ class LocalCA:
     def _issue_server_cert(
         self, ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, names: list[x509.GeneralName]
     ) -> None:
+        key, cert = self._issue_leaf(
+            ca_key, ca_cert, "Bastion server", names, ExtendedKeyUsageOID.SERVER_AUTH, SERVER_LIFETIME
+        )
+        _write_private(self._server_key_path, key)
+        self._server_cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    def issue_client_cert(self, principal_id: str, lifetime: timedelta) -> ClientCertificate:
+        """A client certificate for service-to-service mTLS: subject CN and SAN URI name the principal
+        (``urn:bastion:principal:<id>``), extended key usage clientAuth only. The private key is returned
+        once and kept nowhere."""
+        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ca_key, ca_cert = self._load_or_create_ca()
+        san = [x509.UniformResourceIdentifier(f"{PRINCIPAL_URI_PREFIX}{principal_id}")]
+        key, cert = self._issue_leaf(
+            ca_key, ca_cert, principal_id, san, ExtendedKeyUsageOID.CLIENT_AUTH, lifetime
+        )
+        return ClientCertificate(
+            certificate_pem=cert.public_bytes(serialization.Encoding.PEM),
+            private_key_pem=_private_pem(key),
+            fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
+            serial=format(cert.serial_number, "x"),
+            not_after=cert.not_valid_after_utc,
+        )
+
+    def _issue_leaf(
+        self,
+        ca_key: ec.EllipticCurvePrivateKey,
+        ca_cert: x509.Certificate,
+        common_name: str,
+        names: Sequence[x509.GeneralName],
+        usage: x509.ObjectIdentifier,
+        lifetime: timedelta,
+    ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         key = ec.generate_private_key(ec.SECP256R1())
         now = self._clock.now()
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bastion server")]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(ca_cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + SERVER_LIFETIME)
+            .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(cert_sign=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
             )
             .sign(ca_key, hashes.SHA256())
         )
-        _write_private(self._server_key_path, key)
-        self._server_cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return key, cert
 
 
 def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
@@ -156,10 +201,14 @@ def _names_for(host: str) -> list[x509.GeneralName]:
     return names
 
 
-def _write_private(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    pem = key.private_bytes(
+def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+
+
+def _write_private(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    pem = _private_pem(key)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
