@@ -82,7 +82,10 @@ def test_client_credentials_token_works_and_verifies_independently(
     assert claims["exp"] - claims["iat"] <= 15 * 60
     metadata = client.get("/.well-known/oauth-authorization-server").json()
     assert metadata["issuer"] == system.tokens.issuer
-    assert metadata["grant_types_supported"] == ["client_credentials"]
+    assert metadata["grant_types_supported"] == [
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    ]
     assert metadata["jwks_uri"].endswith("/.well-known/jwks.json")
 
 

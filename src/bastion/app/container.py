@@ -22,6 +22,7 @@ from bastion.identity.certificates import ClientCertificateIssuer
 from bastion.identity.elevation import ElevationService
 from bastion.identity.jwt_authenticator import JwtAuthenticator
 from bastion.identity.mtls import CertificateAuthenticator
+from bastion.identity.oidc import OidcAuthenticator
 from bastion.identity.pepper import Pepper
 from bastion.identity.tokens import TokenService
 from bastion.keys import LocalCA
@@ -110,7 +111,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
         identity=IdentityService(uow, pepper, clock),
         tokens=tokens,
         authenticator=BearerAuthenticator(
-            ApiKeyAuthenticator(database, pepper, clock), JwtAuthenticator(database, tokens, clock)
+            ApiKeyAuthenticator(database, pepper, clock),
+            JwtAuthenticator(database, tokens, clock),
+            OidcAuthenticator(database, clock, settings.oidc_issuers),
         ),
         policies=PolicyAdmin(uow, policies, clock),
         elevations=ElevationService(uow, database, clock, timedelta(minutes=settings.elevation_max_minutes)),

@@ -1,5 +1,6 @@
-"""The request authenticator: Bastion API keys (``bst_...``) and Bastion access tokens, both as bearer
-credentials. Nothing else is accepted, and every failure is the same ``InvalidCredentials``."""
+"""The request authenticator for bearer credentials: Bastion API keys (``bst_...``), Bastion access tokens,
+and tokens of configured external OIDC issuers (told apart by their ``iss``, then verified with that issuer's
+keys only). Nothing else is accepted, and every failure is the same ``InvalidCredentials``."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ from bastion.core.errors import InvalidCredentials
 from bastion.identity.apikeys import PREFIX
 from bastion.identity.authenticator import ApiKeyAuthenticator
 from bastion.identity.jwt_authenticator import JwtAuthenticator
+from bastion.identity.oidc import OidcAuthenticator, unverified_issuer
 from bastion.spine.context import ANONYMOUS, Principal
 from bastion.spine.interfaces import Credentials
 
 
 class BearerAuthenticator:
-    def __init__(self, api_keys: ApiKeyAuthenticator, tokens: JwtAuthenticator) -> None:
-        self.api_keys, self._tokens = api_keys, tokens
+    def __init__(
+        self, api_keys: ApiKeyAuthenticator, tokens: JwtAuthenticator, oidc: OidcAuthenticator
+    ) -> None:
+        self.api_keys, self._tokens, self.oidc = api_keys, tokens, oidc
 
     def authenticate(self, credentials: Credentials | None) -> Principal:
         if credentials is None:
@@ -23,4 +27,6 @@ class BearerAuthenticator:
         value = credentials.value.get_secret_value()
         if value.startswith(PREFIX + "_"):
             return self.api_keys.authenticate(credentials)
+        if self.oidc.accepts(unverified_issuer(value)):
+            return self.oidc.authenticate_token(value)
         return self._tokens.authenticate_token(value)

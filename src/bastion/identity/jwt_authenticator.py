@@ -37,7 +37,7 @@ class JwtAuthenticator:
         self._database, self._tokens, self._clock = database, tokens, clock
         self._keys: KeySet | None = None
         self._loaded_at: datetime | None = None
-        self._subjects: dict[str, tuple[datetime, tuple[PrincipalType, dict[str, Any]] | None]] = {}
+        self._subjects: dict[str, tuple[datetime, tuple[PrincipalType, dict[str, Any]] | bool | None]] = {}
 
     def _key_set(self, kid: object) -> KeySet:
         """Cached for 30 s; a kid we do not know (a rotation) reloads it — at most once every 5 s, so random
@@ -56,17 +56,20 @@ class JwtAuthenticator:
             self._keys, self._loaded_at = self._tokens.key_set(), now
         return self._keys
 
-    def _subject(self, jti: str, sub: str) -> tuple[PrincipalType, dict[str, Any]] | None:
-        """The token's subject if the jti is not revoked and the subject is enabled; cached 2 s per jti, so a
-        revocation or a disabled principal takes effect within seconds."""
+    def _subject(self, jti: str, sub: str) -> tuple[PrincipalType, dict[str, Any]] | bool | None:
+        """The stored subject (``None`` when there is no record), or ``False`` if the jti is revoked or the
+        subject disabled; cached 2 s per jti, so a revocation or a disabled principal takes effect within
+        seconds."""
         now = self._clock.now()
         cached = self._subjects.get(jti)
         if cached is not None and now - cached[0] < SUBJECT_CACHE:
             return cached[1]
         with self._database.read() as session:
             row = session.get(PrincipalRow, sub)
-            result = None
-            if session.get(RevokedToken, jti) is None and row is not None and not row.disabled:
+            result: tuple[PrincipalType, dict[str, Any]] | bool | None = None
+            if session.get(RevokedToken, jti) is not None or (row is not None and row.disabled):
+                result = False
+            elif row is not None:
                 result = (PrincipalType(row.type), dict(row.attributes))
         if len(self._subjects) > 10_000:  # bounded whatever is presented
             self._subjects.clear()
@@ -98,9 +101,12 @@ class JwtAuthenticator:
         except (JoseError, ValueError, TypeError, KeyError) as error:
             raise InvalidCredentials from error
         subject = self._subject(str(claims["jti"]), str(claims["sub"]))
-        if subject is None:
+        if subject is False:
             raise InvalidCredentials
-        principal_type, attributes = subject[0], dict(subject[1])
+        if isinstance(subject, tuple):
+            principal_type, attributes = subject[0], dict(subject[1])
+        else:  # no stored record: only a subject that came through token exchange from an external IdP
+            principal_type, attributes = _external(claims)
         scopes = tuple(str(claims.get("scope", "")).split())
         attributes.update(scopes=scopes, token_id=str(claims["jti"]))
         return Principal(
@@ -109,3 +115,17 @@ class JwtAuthenticator:
             auth_method="jwt",
             attributes=MappingProxyType(attributes),
         )
+
+
+def _external(claims: dict[str, Any]) -> tuple[PrincipalType, dict[str, Any]]:
+    """The roles and attributes an exchanged external token established, as our own token carries them."""
+    external = claims.get("ext")
+    sub = str(claims["sub"])
+    if not isinstance(external, dict) or not sub.startswith(("user:", "service:")):
+        raise InvalidCredentials
+    roles, attrs = external.get("roles", []), external.get("attrs", {})
+    if not isinstance(roles, list) or not isinstance(attrs, dict):
+        raise InvalidCredentials
+    attributes: dict[str, Any] = {k: v for k, v in attrs.items() if isinstance(v, str)}
+    attributes.update(roles=tuple(str(role) for role in roles), issuer=str(external.get("iss", "")))
+    return PrincipalType(sub.split(":", 1)[0]), attributes

@@ -1,11 +1,13 @@
-"""The OAuth 2.0 token service: short-lived ES256 access tokens for service accounts.
+"""The OAuth 2.0 token service: short-lived ES256 access tokens.
 
-Issued by the client-credentials grant (RFC 6749 §4.4): the client id is a service principal, the client
-secret one of its API keys. Tokens carry ``iss aud sub iat nbf exp jti scope`` and a ``kid`` naming the
-version of the ``bastion/token-signing`` key (P-256, in the key manager: keyring or HSM) that signed
-them. The JWKS lists every enabled version, so after a rotation old tokens verify until they expire;
-destroying an old version ends them. Verification is joserfc's (``JwtAuthenticator``); only the signing
-input is put together here, because the private key never leaves the key manager.
+Issued by the client-credentials grant (RFC 6749 §4.4: the client id is a service principal, the client
+secret one of its API keys) and by token exchange (RFC 8693: from an API key or an external OIDC token).
+Tokens carry ``iss aud sub iat nbf exp jti scope`` (and, for an external subject, ``ext``: its issuer, roles
+and attributes) and a ``kid`` naming the version of the ``bastion/token-signing`` key (P-256, in the key
+manager: keyring or HSM) that signed them. The JWKS lists every enabled version, so after a rotation old
+tokens verify until they expire; destroying an old version ends them. Verification is joserfc's
+(``JwtAuthenticator``); only the signing input is put together here, because the private key never leaves
+the key manager.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from bastion.spine.uow import UnitOfWork
 ALGORITHM = "ES256"
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=10)  # the issue's ceiling is 15
 AUDIENCE = "bastion"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a grant type URN
 
 
 def kid_for(version: int) -> str:
@@ -84,7 +87,7 @@ class TokenService:
             "issuer": self.issuer,
             "token_endpoint": f"{self.issuer}/oauth/token",
             "jwks_uri": f"{self.issuer}/.well-known/jwks.json",
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": ["client_credentials", TOKEN_EXCHANGE],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "token_endpoint_auth_signing_alg_values_supported": [ALGORITHM],
             "response_types_supported": ["token"],
@@ -107,6 +110,9 @@ class TokenService:
             "jti": jti,
             "scope": scope,
         }
+        external = _external_claims(client)
+        if external:
+            claims["ext"] = external
         for _ in range(2):  # a rotation between reading the version and signing: sign once more
             version = self._ensure_key().primary_version
             header = {"alg": ALGORITHM, "typ": "at+jwt", "kid": kid_for(version)}
@@ -122,3 +128,20 @@ class TokenService:
         ):
             pass
         return AccessToken(jti=jti, subject=client.principal.id, expires_at=expires, scope=scope, token=token)
+
+
+def _external_claims(client: Context) -> dict[str, Any] | None:
+    """For a subject from an external identity provider (which has no stored record): where it came from and
+    the roles and attributes it had there, so the token carries what the exchange established."""
+    attributes = client.principal.attributes
+    if client.principal.auth_method != "oidc" or "issuer" not in attributes:
+        return None
+    return {
+        "iss": attributes["issuer"],
+        "roles": list(attributes.get("roles", ())),
+        "attrs": {
+            name: value
+            for name, value in attributes.items()
+            if isinstance(value, str) and name not in ("issuer", "scopes", "roles")
+        },
+    }
