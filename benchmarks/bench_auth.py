@@ -2,18 +2,21 @@
 
 Measured on the path every request takes — ``ApiKeyAuthenticator.authenticate`` then the authorizer, with the
 pepper already loaded and the key's last-used stamp fresh — against the baseline of an anonymous request (no
-credential: the authorizer alone), in the same run, on SQLite. For API keys and ES256 access tokens; mTLS is
-not built yet.
+credential: the authorizer alone), in the same run, on SQLite. For API keys, ES256 access tokens and mTLS
+client certificates (the certificate the TLS layer verified, mapped to its service principal). Every
+decision is the Cedar authorizer's, with the principal holding the shipped ``auditor`` role.
 
 Run: ``.venv/bin/python -m benchmarks.bench_auth``.
 """
 
 from __future__ import annotations
 
+import ssl
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -52,6 +55,9 @@ def main() -> None:
         jwt_credentials = Credentials(
             scheme="bearer", value=SecretStr(bastion.tokens.issue(client, ()).token)
         )
+        certificate = ssl.PEM_cert_to_DER_cert(
+            bastion.client_certs.issue(ops, "service:bench", timedelta(days=1)).certificate_pem.decode()
+        )
         authorizer = bastion.uow._authorizer
         anonymous = Context(bastion.authenticator.authenticate(None))
 
@@ -69,16 +75,31 @@ def main() -> None:
             principal = bastion.authenticator.authenticate(jwt_credentials)
             return authorizer.authorize(Context(principal), "audit.read", AUDIT_LOG)
 
+        def mtls() -> object:
+            principal = bastion.certificates.authenticate_certificate(certificate)
+            return authorizer.authorize(Context(principal), "audit.read", AUDIT_LOG)
+
+        counter = iter(range(10**9))
+
+        def api_key_cold() -> object:
+            """A resource never seen before: entities parsed and Cedar evaluated, no cached decision."""
+            principal = bastion.authenticator.authenticate(credentials)
+            return authorizer.authorize(Context(principal), "keys.read", Resource("key", f"k{next(counter)}"))
+
         api_key()  # warm: pepper loaded, last-used stamped
         jwt()  # warm: key set loaded
-        base, keyed, signed = _time(baseline), _time(api_key), _time(jwt)
+        mtls()
+        base, keyed, signed, mutual = _time(baseline), _time(api_key), _time(jwt), _time(mtls)
+        cold = _time(api_key_cold)
         bastion.close()
     for label, (p50, p99) in (
         ("baseline: anonymous request, authorizer only", base),
         ("API key: authenticate + authorize (Cedar, role)", keyed),
         ("JWT (ES256): authenticate + authorize (Cedar, role)", signed),
+        ("mTLS: certificate -> principal + authorize (Cedar, role)", mutual),
+        ("API key, uncached decision (a new resource each time)", cold),
     ):
-        print(f"{label:53s} p50 {p50:7.1f} us   p99 {p99:7.1f} us   ({p50 / base[0]:.1f}x baseline)")
+        print(f"{label:57s} p50 {p50:7.1f} us   p99 {p99:7.1f} us   ({p50 / base[0]:.1f}x baseline)")
 
 
 if __name__ == "__main__":

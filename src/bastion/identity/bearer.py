@@ -27,6 +27,6 @@ class BearerAuthenticator:
         value = credentials.value.get_secret_value()
         if value.startswith(PREFIX + "_"):
             return self.api_keys.authenticate(credentials)
-        if self.oidc.accepts(unverified_issuer(value)):
+        if self.oidc.configured and self.oidc.accepts(unverified_issuer(value)):
             return self.oidc.authenticate_token(value)
         return self._tokens.authenticate_token(value)

@@ -9,6 +9,7 @@ leeway, a revoked ``jti``, or a disabled or unknown subject. Header fields that 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -30,6 +31,7 @@ LEEWAY_SECONDS = 30
 KEYSET_REFRESH = timedelta(seconds=30)  # how soon a destroyed signing-key version stops verifying
 UNKNOWN_KID_REFRESH = timedelta(seconds=5)
 SUBJECT_CACHE = timedelta(seconds=2)
+VERIFIED_CACHE = timedelta(seconds=30)
 
 
 class JwtAuthenticator:
@@ -37,6 +39,7 @@ class JwtAuthenticator:
         self._database, self._tokens, self._clock = database, tokens, clock
         self._keys: KeySet | None = None
         self._loaded_at: datetime | None = None
+        self._verified: dict[bytes, tuple[KeySet, int, dict[str, Any]]] = {}
         self._subjects: dict[str, tuple[datetime, tuple[PrincipalType, dict[str, Any]] | bool | None]] = {}
 
     def _key_set(self, kid: object) -> KeySet:
@@ -76,13 +79,22 @@ class JwtAuthenticator:
         self._subjects[jti] = (now, result)
         return result
 
-    def authenticate_token(self, token: str) -> Principal:
-        if len(token) > MAX_TOKEN_BYTES:
-            raise InvalidCredentials
+    def _verified_claims(self, token: str) -> dict[str, Any]:
+        """Signature and claims checked by joserfc. A token that verified is remembered (by its hash) while
+        the same key set is in use and for at most ``VERIFIED_CACHE``; its time claims are checked again on
+        every use, and revocation and the subject's state are looked up as for a fresh token."""
+        now = int(self._clock.now().timestamp())
+        digest = hashlib.sha256(token.encode()).digest()
+        remembered = self._verified.get(digest)
+        if remembered is not None and remembered[0] is self._keys and now < remembered[1]:
+            claims = remembered[2]
+            if int(claims["exp"]) + LEEWAY_SECONDS < now:
+                raise InvalidCredentials
+            return claims
         try:
             kid = jws.extract_compact(token.encode()).headers().get("kid") if token.count(".") == 2 else None
-            decoded = jwt.decode(token, self._key_set(kid), algorithms=[ALGORITHM])
-            now = int(self._clock.now().timestamp())
+            key_set = self._key_set(kid)
+            decoded = jwt.decode(token, key_set, algorithms=[ALGORITHM])
             registry = JWTClaimsRegistry(
                 now=now,
                 leeway=LEEWAY_SECONDS,
@@ -100,6 +112,15 @@ class JwtAuthenticator:
                 raise InvalidCredentials
         except (JoseError, ValueError, TypeError, KeyError) as error:
             raise InvalidCredentials from error
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[digest] = (key_set, now + int(VERIFIED_CACHE.total_seconds()), claims)
+        return claims
+
+    def authenticate_token(self, token: str) -> Principal:
+        if len(token) > MAX_TOKEN_BYTES:
+            raise InvalidCredentials
+        claims = self._verified_claims(token)
         subject = self._subject(str(claims["jti"]), str(claims["sub"]))
         if subject is False:
             raise InvalidCredentials

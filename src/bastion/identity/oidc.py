@@ -130,6 +130,10 @@ class OidcAuthenticator:
         self._database, self._clock = database, clock
         self._issuers = {issuer.issuer: (issuer, IssuerKeys(issuer, clock)) for issuer in issuers}
 
+    @property
+    def configured(self) -> bool:
+        return bool(self._issuers)
+
     def accepts(self, issuer: str | None) -> bool:
         return issuer is not None and issuer in self._issuers
 

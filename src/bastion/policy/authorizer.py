@@ -23,7 +23,7 @@ from bastion.policy.catalog import RESOURCE_TYPES, Classification
 from bastion.policy.compiler import schema
 from bastion.policy.directory import Binding, RoleDirectory
 from bastion.policy.schema import NAMESPACE
-from bastion.policy.source import PolicySource
+from bastion.policy.source import ActivePolicies, PolicySource
 from bastion.spine.context import Context, Principal, PrincipalType, Resource
 from bastion.spine.interfaces import Decision
 
@@ -40,6 +40,7 @@ RESERVED_ATTRIBUTES = frozenset(
 )
 _TYPED_STRINGS = ("region", "department")
 _MAX_ENTITY_CACHE = 4096
+_MAX_DECISION_CACHE = 16_384
 
 
 def scope_allows(scopes: tuple[str, ...], action: str) -> bool:
@@ -72,6 +73,8 @@ class CedarAuthorizer:
         self._source, self._directory, self._clock = source, directory, clock
         self._schema = schema()
         self._entities: dict[str, cedarpy.Entities] = {}
+        self._decisions: dict[tuple[str, str, str, tuple[str, ...]], Decision] = {}
+        self._decided_under: ActivePolicies | None = None
 
     def authorize(self, context: Context, action: str, resource: Resource) -> Decision:
         principal = context.principal
@@ -89,25 +92,44 @@ class CedarAuthorizer:
         roles = sorted({b.role for b in bindings} | set(principal.attributes.get("roles", ())))
         principal_type = _PRINCIPAL_ENTITY[principal.type]
         try:
-            entities = self._entities_for(principal, principal_type, roles, membership.groups, resource)
+            document, entities = self._entities_for(
+                principal, principal_type, roles, membership.groups, resource
+            )
         except (ValueError, KeyError) as error:
             return Decision(allowed=False, reason=f"the request's attributes are invalid: {error}")
-        request = {
-            "principal": _uid(principal_type, principal.id),
-            "action": {"type": f"{NAMESPACE}::Action", "id": action},
-            "resource": _uid(RESOURCE_TYPES[resource.type], resource.id),
-            "context": {
-                "auth_method": principal.auth_method,
-                "break_glass": bool(principal.attributes.get("break_glass", False)),
-                "now": int(now.timestamp()),
-                "hour_utc": now.hour,
-                "weekday": now.isoweekday(),
-                **({"source_address": context.source_address} if context.source_address else {}),
-                **({"purpose": context.purpose} if context.purpose else {}),
-            },
+        request_context = {
+            "auth_method": principal.auth_method,
+            "break_glass": bool(principal.attributes.get("break_glass", False)),
+            "now": int(now.timestamp()),
+            "hour_utc": now.hour,
+            "weekday": now.isoweekday(),
+            **({"source_address": context.source_address} if context.source_address else {}),
+            **({"purpose": context.purpose} if context.purpose else {}),
         }
-        result = cedarpy.is_authorized(request, active.compiled.policies, entities, self._schema)
-        return _decision(result, bindings)
+        # A Cedar decision is a pure function of the policy set, the entities and the request, and every
+        # input is in this key (time to the second, as the context carries it): a hit is the same decision.
+        if active is not self._decided_under:  # a new policy set: earlier decisions no longer hold
+            self._decisions, self._decided_under = {}, active
+        key = (
+            document,
+            action,
+            json.dumps(request_context, sort_keys=True),
+            tuple(b.id for b in bindings),
+        )
+        decision = self._decisions.get(key)
+        if decision is None:
+            request = {
+                "principal": _uid(principal_type, principal.id),
+                "action": {"type": f"{NAMESPACE}::Action", "id": action},
+                "resource": _uid(RESOURCE_TYPES[resource.type], resource.id),
+                "context": request_context,
+            }
+            result = cedarpy.is_authorized(request, active.compiled.policies, entities, self._schema)
+            decision = _decision(result, bindings)
+            if len(self._decisions) >= _MAX_DECISION_CACHE:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
 
     def _entities_for(
         self,
@@ -116,7 +138,7 @@ class CedarAuthorizer:
         roles: list[str],
         groups: tuple[str, ...],
         resource: Resource,
-    ) -> cedarpy.Entities:
+    ) -> tuple[str, cedarpy.Entities]:
         document = [
             _principal_entity(principal, principal_type, roles, groups),
             {
@@ -133,7 +155,7 @@ class CedarAuthorizer:
             if len(self._entities) >= _MAX_ENTITY_CACHE:
                 self._entities.clear()
             self._entities[key] = entities
-        return entities
+        return key, entities
 
 
 def _principal_entity(
