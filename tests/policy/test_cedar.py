@@ -209,7 +209,10 @@ def test_unknown_actions_and_resource_types_are_denied(system: Bastion) -> None:
     authorizer = system.uow._authorizer
     unknown_action = authorizer.authorize(Context(operator), "keys.exfiltrate", KEY)
     assert not unknown_action.allowed
-    assert "evaluation failed" in unknown_action.reason
+    assert "not an action on" in unknown_action.reason
+    # an action on the wrong type of resource, or an action group used as an action, is refused too
+    assert not authorizer.authorize(Context(operator), "keys.read", Resource("secret", "s")).allowed
+    assert not authorizer.authorize(Context(operator), "role:operator", KEY).allowed
     assert not authorizer.authorize(Context(operator), "keys.read", Resource("widget", "w")).allowed
 
 
@@ -232,3 +235,16 @@ def test_a_stored_version_that_no_longer_compiles_fails_closed(system: Bastion, 
     assert allowed(system, ops.principal, "keys.read", KEY)  # the operator can still repair it
     system.policies.activate(ops, 0)
     assert allowed(system, user("v", roles=("viewer",)), "keys.read", KEY)
+
+
+def test_custom_policies_can_name_a_roles_actions_as_a_group(system: Bastion) -> None:
+    ops = operator_context()
+    text = (
+        '@id("contractor-views") permit(principal == Bastion::User::"user:contractor", '
+        'action in Bastion::Action::"role:viewer", resource is Bastion::Key);'
+    )
+    system.policies.activate(ops, system.policies.write(ops, text).version)
+    contractor = user("contractor")
+    assert allowed(system, contractor, "keys.read", KEY)
+    assert not allowed(system, contractor, "secrets.list", Resource("secret", "*"))  # a viewer action, not a key
+    assert not allowed(system, contractor, "keys.decrypt", KEY)  # not a viewer action

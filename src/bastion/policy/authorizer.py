@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 import cedarpy
 
 from bastion.core.clock import Clock
-from bastion.policy.catalog import RESOURCE_TYPES, Classification
-from bastion.policy.compiler import schema
+from bastion.policy.catalog import ACTIONS, RESOURCE_TYPES, Classification
 from bastion.policy.directory import Binding, RoleDirectory
-from bastion.policy.schema import NAMESPACE
+from bastion.policy.schema import NAMESPACE, action_groups
 from bastion.policy.source import ActivePolicies, PolicySource
 from bastion.spine.context import Context, Principal, PrincipalType, Resource
 from bastion.spine.interfaces import Decision
@@ -71,7 +71,6 @@ def _uid(entity_type: str, entity_id: str) -> dict[str, str]:
 class CedarAuthorizer:
     def __init__(self, source: PolicySource, directory: RoleDirectory, clock: Clock) -> None:
         self._source, self._directory, self._clock = source, directory, clock
-        self._schema = schema()
         self._entities: dict[str, cedarpy.Entities] = {}
         self._decisions: dict[tuple[str, str, str, tuple[str, ...]], Decision] = {}
         self._decided_under: ActivePolicies | None = None
@@ -93,7 +92,7 @@ class CedarAuthorizer:
         principal_type = _PRINCIPAL_ENTITY[principal.type]
         try:
             document, entities = self._entities_for(
-                principal, principal_type, roles, membership.groups, resource
+                principal, principal_type, roles, membership.groups, action, resource
             )
         except (ValueError, KeyError) as error:
             return Decision(allowed=False, reason=f"the request's attributes are invalid: {error}")
@@ -124,7 +123,9 @@ class CedarAuthorizer:
                 "resource": _uid(RESOURCE_TYPES[resource.type], resource.id),
                 "context": request_context,
             }
-            result = cedarpy.is_authorized(request, active.compiled.policies, entities, self._schema)
+            # The schema is not passed again: the action is checked against the catalog (``_precheck``), the
+            # context is built here, and the action's place in the groups comes with the entities.
+            result = cedarpy.is_authorized(request, active.compiled.policies, entities)
             decision = _decision(result, bindings)
             if len(self._decisions) >= _MAX_DECISION_CACHE:
                 self._decisions.clear()
@@ -137,10 +138,12 @@ class CedarAuthorizer:
         principal_type: str,
         roles: list[str],
         groups: tuple[str, ...],
+        action: str,
         resource: Resource,
     ) -> tuple[str, cedarpy.Entities]:
         document = [
             _principal_entity(principal, principal_type, roles, groups),
+            _action_entity(action),
             {
                 "uid": _uid(RESOURCE_TYPES[resource.type], resource.id),
                 "attrs": _resource_attributes(resource),
@@ -151,11 +154,22 @@ class CedarAuthorizer:
         entities = self._entities.get(key)
         if entities is None:
             # The document is the cache key: the same principal acting on the same resource is parsed once.
-            entities = cedarpy.Entities.from_json_str(key, self._schema)
+            entities = cedarpy.Entities.from_json_str(key)
             if len(self._entities) >= _MAX_ENTITY_CACHE:
                 self._entities.clear()
             self._entities[key] = entities
         return key, entities
+
+
+@cache
+def _action_entity(action: str) -> dict[str, Any]:
+    """The action with the groups it belongs to (``role:auditor``, ...), as the schema declares them."""
+    parents = [
+        {"type": f"{NAMESPACE}::Action", "id": group}
+        for group, actions in action_groups().items()
+        if action in actions
+    ]
+    return {"uid": {"type": f"{NAMESPACE}::Action", "id": action}, "attrs": {}, "parents": parents}
 
 
 def _principal_entity(
@@ -196,6 +210,8 @@ def _precheck(principal: Principal, action: str, resource: Resource) -> Decision
         return Decision(allowed=False, reason="outside the credential's scopes")
     if resource.type not in RESOURCE_TYPES:
         return Decision(allowed=False, reason=f"unknown resource type {resource.type!r}")
+    if ACTIONS.get(action) != resource.type:
+        return Decision(allowed=False, reason=f"{action!r} is not an action on {resource.type!r} resources")
     return None
 
 

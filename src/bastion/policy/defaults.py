@@ -11,8 +11,8 @@ import json
 from collections.abc import Iterable
 from functools import cache
 
-from bastion.policy.catalog import LOCAL_OPERATOR_ACTIONS, ROLES
-from bastion.policy.schema import NAMESPACE, action_uid
+from bastion.policy.catalog import ROLES
+from bastion.policy.schema import LOCAL_OPERATOR_GROUP, NAMESPACE, action_uid
 
 RESERVED_ID_PREFIXES = ("role:", "default:")
 
@@ -44,8 +44,8 @@ def _uid(entity_type: str, entity_id: str) -> str:
 def _role_policies() -> list[str]:
     return [
         f'@id("role:{role}")\n'
-        f"permit(principal in {_uid('Role', role)}, action in {_actions(actions)}, resource);"
-        for role, actions in ROLES.items()
+        f"permit(principal in {_uid('Role', role)}, action in {action_uid(f'role:{role}')}, resource);"
+        for role in ROLES
     ]
 
 
@@ -70,7 +70,7 @@ def default_policies() -> str:
         *_role_policies(),
         '@id("default:local-operator")\n'
         f"permit(principal is {NAMESPACE}::Operator,\n"
-        f"       action in {_actions(LOCAL_OPERATOR_ACTIONS)}, resource);",
+        f"       action in {action_uid(LOCAL_OPERATOR_GROUP)}, resource);",
         *_system_policies(),
         # Exchanging one's own credential for a token; the token endpoint keeps the scopes within the
         # credential's own.
