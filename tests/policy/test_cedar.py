@@ -246,5 +246,5 @@ def test_custom_policies_can_name_a_roles_actions_as_a_group(system: Bastion) ->
     system.policies.activate(ops, system.policies.write(ops, text).version)
     contractor = user("contractor")
     assert allowed(system, contractor, "keys.read", KEY)
-    assert not allowed(system, contractor, "secrets.list", Resource("secret", "*"))  # a viewer action, not a key
+    assert not allowed(system, contractor, "secrets.list", Resource("secret", "*"))  # viewer, not a key
     assert not allowed(system, contractor, "keys.decrypt", KEY)  # not a viewer action
