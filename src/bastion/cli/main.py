@@ -13,43 +13,63 @@ import sys
 import typer
 from rich.markup import escape
 
-from bastion.cli import (
-    audit_cmd,
-    backup_cmd,
-    config_cmd,
-    identity_cmd,
-    keys_cmd,
-    policy_cmd,
-    secrets_cmd,
-    server_cmd,
-)
 from bastion.cli.output import emit_json, err, json_mode
 from bastion.core.errors import BastionError, ExitCode
 
 log = logging.getLogger("bastion.cli")
 
-app = typer.Typer(
-    name="bastion",
-    help="Bastion: security control plane and gateway for AI applications.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command("init")(server_cmd.init)
-app.command("up")(server_cmd.up)
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(audit_cmd.app, name="audit")
-app.add_typer(keys_cmd.app, name="keys")
-app.add_typer(secrets_cmd.app, name="secrets")
-app.add_typer(backup_cmd.app, name="backup")
-app.add_typer(identity_cmd.principals, name="principals")
-app.add_typer(identity_cmd.apikeys, name="apikeys")
-app.add_typer(identity_cmd.tokens, name="tokens")
-app.add_typer(identity_cmd.elevations, name="elevations")
-app.add_typer(identity_cmd.breakglass, name="breakglass")
-app.add_typer(identity_cmd.certs, name="certs")
-app.add_typer(policy_cmd.roles, name="roles")
-app.add_typer(policy_cmd.policies, name="policies")
+
+def _typer() -> typer.Typer:
+    return typer.Typer(
+        name="bastion",
+        help="Bastion: security control plane and gateway for AI applications.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+
+def scan_app() -> typer.Typer:
+    """Only ``bastion scan``: CI pipelines call it per artifact, so it imports nothing else."""
+    from bastion.cli import scan_cmd  # noqa: PLC0415
+
+    scan_only = _typer()
+    scan_only.command("scan")(scan_cmd.scan)
+    scan_only.command("_")(lambda: None)  # keeps "scan" a subcommand, as in the full app
+    return scan_only
+
+
+def full_app() -> typer.Typer:
+    from bastion.cli import (  # noqa: PLC0415
+        audit_cmd,
+        backup_cmd,
+        config_cmd,
+        identity_cmd,
+        keys_cmd,
+        policy_cmd,
+        scan_cmd,
+        secrets_cmd,
+        server_cmd,
+    )
+
+    app = _typer()
+    app.command("init")(server_cmd.init)
+    app.command("up")(server_cmd.up)
+    app.add_typer(config_cmd.app, name="config")
+    app.add_typer(audit_cmd.app, name="audit")
+    app.add_typer(keys_cmd.app, name="keys")
+    app.add_typer(secrets_cmd.app, name="secrets")
+    app.add_typer(backup_cmd.app, name="backup")
+    app.add_typer(identity_cmd.principals, name="principals")
+    app.add_typer(identity_cmd.apikeys, name="apikeys")
+    app.add_typer(identity_cmd.tokens, name="tokens")
+    app.add_typer(identity_cmd.elevations, name="elevations")
+    app.add_typer(identity_cmd.breakglass, name="breakglass")
+    app.add_typer(identity_cmd.certs, name="certs")
+    app.add_typer(policy_cmd.roles, name="roles")
+    app.add_typer(policy_cmd.policies, name="policies")
+    app.command("scan")(scan_cmd.scan)
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)
     try:
         # Outside standalone mode, click returns the code of a typer.Exit instead of raising it.
-        result = app(args=argv, standalone_mode=False)
+        args = sys.argv[1:] if argv is None else argv
+        app = scan_app() if args[:1] == ["scan"] else full_app()
+        result = app(args=args, standalone_mode=False)
     except BastionError as error:
         _report(error.code, error.diagnostics(), error.message, error.remedy)
         return int(error.exit_code)

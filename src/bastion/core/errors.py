@@ -28,6 +28,7 @@ class ExitCode(IntEnum):
     DENIED = 7  # authentication failed or policy denied the action
     UNAVAILABLE = 8  # a dependency (database, key backend, audit log) is unavailable
     FINDING = 10  # the command worked and found a problem (e.g. verification failed)
+    UNSCANNABLE = 11  # `bastion scan`: nothing unsafe found, but something could not be scanned
 
 
 class BastionError(Exception):

@@ -1,0 +1,59 @@
+"""What a scan finds: findings with severity, location and the offending global, and one verdict."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"  # code would run on load
+    HIGH = "high"  # unsafe or ambiguous: a loader may run a payload
+    MEDIUM = "medium"  # refused by default, allowed by an explicit policy (e.g. an unknown format)
+    INFO = "info"
+
+
+class Verdict(StrEnum):
+    CLEAN = "clean"
+    UNSAFE = "unsafe"
+    UNSCANNABLE = "unscannable"  # encrypted, unknown format, too large: cannot be judged, so not accepted
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    code: str  # stable, e.g. "pickle.global.not-allowed"
+    severity: Severity
+    message: str
+    location: str  # path, plus "!member" inside archives and "@offset" inside streams
+    global_name: str | None = None  # "module.name" of the offending import, when there is one
+
+
+@dataclass(slots=True)
+class ScanReport:
+    path: str
+    format: str = "unknown"
+    findings: list[Finding] = field(default_factory=list)
+    unscannable: bool = False
+    scanned_bytes: int = 0
+
+    @property
+    def verdict(self) -> Verdict:
+        if any(f.severity in (Severity.CRITICAL, Severity.HIGH) for f in self.findings):
+            return Verdict.UNSAFE
+        if self.unscannable or any(f.severity is Severity.MEDIUM for f in self.findings):
+            return Verdict.UNSCANNABLE
+        return Verdict.CLEAN
+
+    def add(self, finding: Finding) -> None:
+        if len(self.findings) < 1000:  # a hostile file cannot make the report unbounded
+            self.findings.append(finding)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "verdict": self.verdict.value,
+            "scanned_bytes": self.scanned_bytes,
+            "findings": [asdict(f) for f in self.findings],
+        }
