@@ -21,6 +21,7 @@ Run: ``BASTION_BENCH_TOOLS=/tmp/tools/bin .venv/bin/python -m benchmarks.bench_s
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import pickle
 import statistics
@@ -89,6 +90,7 @@ def detection(available: dict[str, list[str]]) -> None:
         print(f"  {tool:11s} misses {misses:3d}   false alarms {false_alarms:3d}")
 
 
+@functools.cache
 def _fake_torch() -> tuple[object, type]:
     """Stand-ins that pickle under torch's names (torch itself is not needed to write its format)."""
     torch = types.ModuleType("torch")
@@ -151,8 +153,8 @@ def scan_times(available: dict[str, list[str]], root: Path) -> None:
     checkpoint.mkdir()
     for shard in range(4):
         write_torch_shard(checkpoint / f"pytorch_model-0000{shard + 1}-of-00004.bin", 16, 2048, 2048)
-    features, labels = make_classification(n_samples=4000, n_features=40, random_state=0)
-    forest = RandomForestClassifier(n_estimators=150, random_state=0).fit(features, labels)
+    features, labels = make_classification(n_samples=20_000, n_features=40, random_state=0)
+    forest = RandomForestClassifier(n_estimators=250, random_state=0, n_jobs=2).fit(features, labels)
     pickled, dumped = root / "forest.pkl", root / "forest.joblib"
     pickled.write_bytes(pickle.dumps(forest, protocol=5))
     joblib.dump(forest, dumped)

@@ -9,17 +9,19 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING, Annotated
 
-import typer
-from rich.markup import escape
-
-from bastion.cli.output import emit_json, err, json_mode
 from bastion.core.errors import BastionError, ExitCode
+
+if TYPE_CHECKING:
+    import typer
 
 log = logging.getLogger("bastion.cli")
 
 
 def _typer() -> typer.Typer:
+    import typer  # noqa: PLC0415
+
     return typer.Typer(
         name="bastion",
         help="Bastion: security control plane and gateway for AI applications.",
@@ -29,17 +31,9 @@ def _typer() -> typer.Typer:
     )
 
 
-def scan_app() -> typer.Typer:
-    """Only ``bastion scan``: CI pipelines call it per artifact, so it imports nothing else."""
-    from bastion.cli import scan_cmd  # noqa: PLC0415
-
-    scan_only = _typer()
-    scan_only.command("scan")(scan_cmd.scan)
-    scan_only.command("_")(lambda: None)  # keeps "scan" a subcommand, as in the full app
-    return scan_only
-
-
 def full_app() -> typer.Typer:
+    import typer  # noqa: PLC0415
+
     from bastion.cli import (  # noqa: PLC0415
         audit_cmd,
         backup_cmd,
@@ -68,18 +62,43 @@ def full_app() -> typer.Typer:
     app.add_typer(identity_cmd.certs, name="certs")
     app.add_typer(policy_cmd.roles, name="roles")
     app.add_typer(policy_cmd.policies, name="policies")
-    app.command("scan")(scan_cmd.scan)
+
+    hint = typer.Argument(help="PATH... [--format text|json|sarif] [--output FILE]")
+
+    def scan(arguments: list[str] | None = None) -> int:
+        # Listed here for `bastion --help`; `main` hands `scan` to its own lean parser before typer loads.
+        return scan_cmd.run(list(arguments or []))
+
+    # Real objects, not strings: the module's `from __future__ import annotations` would hide `hint`.
+    scan.__annotations__ = {"arguments": Annotated[list[str] | None, hint], "return": int}
+    app.command(
+        "scan",
+        help=scan_cmd.execute.__doc__,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )(scan)
     return app
 
 
 def main(argv: list[str] | None = None) -> int:
     # Everything Bastion writes (database, keys, certificates) is for its owner only.
     os.umask(0o077)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["scan"]:
+        # CI pipelines call the scanner per artifact: it imports neither typer nor the rest of Bastion.
+        from bastion.cli import scan_cmd  # noqa: PLC0415
+
+        return scan_cmd.run(args[1:])
+    return _main(args)
+
+
+def _main(args: list[str]) -> int:
+    import typer  # noqa: PLC0415 - not needed by `bastion scan`
+
+    from bastion.cli.output import err  # noqa: PLC0415
+
     try:
         # Outside standalone mode, click returns the code of a typer.Exit instead of raising it.
-        args = sys.argv[1:] if argv is None else argv
-        app = scan_app() if args[:1] == ["scan"] else full_app()
-        result = app(args=args, standalone_mode=False)
+        result = full_app()(args=args, standalone_mode=False)
     except BastionError as error:
         _report(error.code, error.diagnostics(), error.message, error.remedy)
         return int(error.exit_code)
@@ -107,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(code: str, text: str, message: str, remedy: str) -> None:
+    from rich.markup import escape  # noqa: PLC0415
+
+    from bastion.cli.output import emit_json, err, json_mode  # noqa: PLC0415
+
     if json_mode():
         emit_json({"error": {"code": code, "message": message, "remedy": remedy}})
     else:

@@ -6,16 +6,15 @@ unsafe file found, 11 nothing unsafe but something could not be scanned (refused
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from bastion.core.errors import ExitCode, InvalidInput
+from bastion.core.errors import BastionError, ExitCode, InvalidInput
 from bastion.scanning import ScanReport, Verdict, scan_path
 from bastion.scanning.allowlist import default_allowlist
 
@@ -36,15 +35,7 @@ def _files(paths: list[Path]) -> Iterator[Path]:
             raise InvalidInput(f"{path} does not exist.")
 
 
-def scan(
-    paths: Annotated[list[Path], typer.Argument(help="Files or directories (scanned recursively).")],
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", help="text, json or sarif")
-    ] = OutputFormat.TEXT,
-    output: Annotated[
-        Path | None, typer.Option("--output", help="Write the report here instead of stdout.")
-    ] = None,
-) -> int:
+def execute(paths: list[Path], output_format: OutputFormat, output: Path | None) -> int:
     """Judge model artifacts without loading them: pickles (also inside PyTorch, joblib, numpy), archives,
     Keras, safetensors, GGUF. Anything not known to be safe is unsafe."""
     reports = [scan_path(path) for path in _files(paths)]
@@ -68,6 +59,28 @@ def scan(
     if Verdict.UNSCANNABLE in verdicts:
         return int(ExitCode.UNSCANNABLE)
     return int(ExitCode.OK)
+
+
+def run(argv: list[str]) -> int:
+    """``bastion scan ...`` with the standard library's argument parser: no CLI framework to import."""
+    parser = argparse.ArgumentParser(prog="bastion scan", description=execute.__doc__)
+    parser.add_argument("paths", nargs="+", type=Path, help="files or directories (scanned recursively)")
+    parser.add_argument(
+        "--format", choices=[f.value for f in OutputFormat], default="text", dest="output_format"
+    )
+    parser.add_argument("--output", type=Path, default=None, help="write the report here instead of stdout")
+    try:
+        options = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if exit_.code in (0, None) else int(ExitCode.USAGE)
+    try:
+        return execute(options.paths, OutputFormat(options.output_format), options.output)
+    except BastionError as error:
+        sys.stderr.write(f"error ({error.code}): {error.diagnostics()}\n")
+        return int(error.exit_code)
+    except OSError as error:
+        sys.stderr.write(f"error (scan.io): {error.strerror}\n")
+        return int(ExitCode.INVALID_INPUT)
 
 
 def _text(reports: list[ScanReport]) -> str:

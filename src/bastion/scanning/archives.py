@@ -11,7 +11,6 @@ import bz2
 import stat
 import struct
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bastion.scanning.report import Finding, ScanReport, Severity
@@ -23,7 +22,7 @@ _EOCD64 = b"PK\x06\x06"
 _CENTRAL = b"PK\x01\x02"
 _LOCAL = b"PK\x03\x04"
 _DESCRIPTOR = b"PK\x07\x08"
-_ENCRYPTED = 0x0001 | 0x0040
+ENCRYPTED = 0x0001 | 0x0040
 _DATA_DESCRIPTOR = 0x0008
 MAX_ENTRIES = 100_000
 MAX_RATIO = 200  # uncompressed : compressed, for members over 1 MiB
@@ -168,7 +167,7 @@ def _checked(
         and not (lcsize == 0xFFFFFFFF or lusize == 0xFFFFFFFF)
     ):
         report.add(Finding("archive.size-mismatch", Severity.HIGH, "local and central sizes differ", where))
-    if flags & _ENCRYPTED:
+    if flags & ENCRYPTED:
         report.add(
             Finding("archive.encrypted", Severity.MEDIUM, "encrypted entries cannot be scanned", where)
         )
@@ -235,10 +234,3 @@ def contents(data: Window, member: Member, limit: int) -> Window:
     if zlib.crc32(body.view()) & 0xFFFFFFFF != member.crc:
         raise ZipProblem(f"entry {member.name!r} fails its CRC")
     return body
-
-
-def iter_contents(data: Window, members: list[Member], limit: int) -> Iterator[tuple[Member, Window]]:
-    for member in members:
-        if member.flags & _ENCRYPTED or member.name.endswith("/"):
-            continue
-        yield member, contents(data, member, limit)

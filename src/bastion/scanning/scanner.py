@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.scanning.allowlist import Allowlist, default_allowlist
-from bastion.scanning.archives import ZipProblem, iter_contents, read_members
+from bastion.scanning.archives import ENCRYPTED, ZipProblem, contents, read_members
 from bastion.scanning.pickles import PickleWalker
 from bastion.scanning.report import Finding, ScanReport, Severity
 from bastion.scanning.streams import Window
@@ -139,11 +139,14 @@ def _scan_zip(data: Window, report: ScanReport, location: str, allowlist: Allowl
             report.add(
                 Finding("torch.torchscript", Severity.MEDIUM, "TorchScript code is not scanned", location)
             )
-        for member, body in iter_contents(data, members, MAX_MEMBER_BYTES):
+        for member in members:
+            if member.flags & ENCRYPTED or member.name.endswith("/"):
+                continue
             where = f"{location}!{member.name}"
             base = member.name.rsplit("/", 1)[-1]
             if torch and "/data/" in f"/{member.name}" and not base.endswith(".pkl"):
-                continue  # raw tensor storage: bytes torch copies, never interprets
+                continue  # raw tensor storage: bytes torch copies, never interprets (and not read here)
+            body = contents(data, member, MAX_MEMBER_BYTES)
             if torch and (base.endswith(".pkl") or base == "data.pkl"):
                 body.seek(0)
                 PickleWalker(report, where, allowlist, allow_persistent_ids=True).walk_all(body, len(body))
