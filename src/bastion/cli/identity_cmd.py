@@ -12,7 +12,7 @@ from rich.table import Table
 
 from bastion.app.container import operator_context
 from bastion.cli.common import ConfigOption, JsonOption, operator_session, settings_from
-from bastion.cli.output import emit_json, err, out
+from bastion.cli.output import emit_json, emit_rows, err, out
 from bastion.core.errors import InvalidInput
 from bastion.identity import IssuedKey
 
@@ -204,13 +204,7 @@ def list_elevations(
         }
         for i in infos
     ]
-    if json:
-        emit_json(rows)
-        return
-    table = Table(*rows[0].keys(), box=None) if rows else Table("no elevations", box=None)
-    for row in rows:
-        table.add_row(*(str(value) for value in row.values()))
-    out.print(table)
+    emit_rows(rows, ("id", "requester", "role", "resource", "minutes", "state", "reason"), json)
 
 
 @elevations.command("approve")

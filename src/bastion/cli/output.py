@@ -27,3 +27,17 @@ def emit_json(data: Any) -> None:
 
 
 JSON_OPTION_HELP = "Print one JSON document instead of text (env: BASTION_JSON)."
+
+
+def emit_rows(rows: list[dict[str, Any]], headers: tuple[str, ...], json: bool) -> None:
+    """A list of records: one JSON document with ``--json``, otherwise a table under ``headers`` (one per
+    key, in order)."""
+    if json:
+        emit_json(rows)
+        return
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(*headers, box=None)
+    for row in rows:
+        table.add_row(*("" if value is None else str(value) for value in row.values()))
+    out.print(table)

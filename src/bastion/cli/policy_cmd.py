@@ -11,7 +11,7 @@ from rich.table import Table
 
 from bastion.app.container import operator_context
 from bastion.cli.common import ConfigOption, JsonOption, operator_session, settings_from
-from bastion.cli.output import emit_json, out
+from bastion.cli.output import emit_json, emit_rows, out
 from bastion.core.errors import InvalidInput
 from bastion.policy.admin import PolicyAdmin
 from bastion.policy.catalog import ROLES
@@ -90,13 +90,7 @@ def show(
         }
         for b in bindings
     ]
-    if json:
-        emit_json(rows)
-        return
-    table = Table("binding", "holder", "role", "resource", "origin", "expires", box=None)
-    for row in rows:
-        table.add_row(*(str(value or "") for value in row.values()))
-    out.print(table)
+    emit_rows(rows, ("binding", "holder", "role", "resource", "origin", "expires"), json)
 
 
 def _read(path: Path) -> str:
@@ -163,13 +157,7 @@ def list_versions(config: ConfigOption = None, json: JsonOption = False) -> None
         }
         for i in infos
     ]
-    if json:
-        emit_json(rows)
-        return
-    table = Table("version", "active", "created", "by", "sha256", "comment", box=None)
-    for row in rows:
-        table.add_row(*(str(value) for value in row.values()))
-    out.print(table)
+    emit_rows(rows, ("version", "active", "created", "by", "sha256", "comment"), json)
 
 
 @policies.command("show")
