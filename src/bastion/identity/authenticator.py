@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import update
 
+from bastion.core.cache import TtlCache
 from bastion.core.clock import Clock
 from bastion.core.errors import InvalidCredentials
 from bastion.identity import apikeys
@@ -46,8 +47,7 @@ class ApiKeyAuthenticator:
 
     def __init__(self, database: Database, pepper: Pepper, clock: Clock, cache_seconds: float = 2.0) -> None:
         self._database, self._pepper, self._clock = database, pepper, clock
-        self._ttl = timedelta(seconds=cache_seconds)
-        self._cache: dict[str, tuple[datetime, _KeyRecord | None]] = {}
+        self._cache: TtlCache[str, _KeyRecord | None] = TtlCache(timedelta(seconds=cache_seconds))
 
     def authenticate(self, credentials: Credentials | None) -> Principal:
         if credentials is None:
@@ -67,7 +67,7 @@ class ApiKeyAuthenticator:
             # At most one write per key per minute.
             with self._database.transaction() as session:
                 session.execute(update(ApiKey).where(ApiKey.key_id == parsed.key_id).values(last_used_at=now))
-            self._cache[parsed.key_id] = (now, replace(record, last_used_at=now))
+            self._cache.put(parsed.key_id, now, replace(record, last_used_at=now))
         return Principal(
             id=record.principal_id,
             type=record.principal_type,
@@ -76,9 +76,9 @@ class ApiKeyAuthenticator:
         )
 
     def _record(self, key_id: str, now: datetime) -> _KeyRecord | None:
-        cached = self._cache.get(key_id)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
+        return self._cache.get_or_load(key_id, now, lambda: self._load(key_id))
+
+    def _load(self, key_id: str) -> _KeyRecord | None:
         with self._database.read() as session:
             key = session.get(ApiKey, key_id)
             principal = session.get(PrincipalRow, key.principal_id) if key else None
@@ -100,7 +100,4 @@ class ApiKeyAuthenticator:
                     MappingProxyType(attributes),
                     key.last_used_at,
                 )
-        if len(self._cache) > 10_000:  # bounded: unknown ids from an attacker must not grow it forever
-            self._cache.clear()
-        self._cache[key_id] = (now, record)
         return record

@@ -17,8 +17,9 @@ from typing import Any
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from joserfc.jwt import JWTClaimsRegistry
+from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
+from bastion.core.cache import TtlCache
 from bastion.core.clock import Clock
 from bastion.core.errors import InvalidCredentials
 from bastion.identity.tokens import ALGORITHM, AUDIENCE, TokenService
@@ -32,6 +33,31 @@ KEYSET_REFRESH = timedelta(seconds=30)  # how soon a destroyed signing-key versi
 UNKNOWN_KID_REFRESH = timedelta(seconds=5)
 SUBJECT_CACHE = timedelta(seconds=2)
 VERIFIED_CACHE = timedelta(seconds=30)
+# A token's subject: its stored type and attributes, None when there is no record, False when refused.
+_Subject = tuple[PrincipalType, dict[str, Any]] | bool | None
+
+
+def validate_claims(
+    claims: dict[str, Any],
+    now: int,
+    leeway: int,
+    issuer: str,
+    audience: str,
+    required: tuple[str, ...] = (),
+) -> None:
+    """iss and aud exact; exp and iat required, nbf checked when present (and required if named), all within
+    ``leeway`` seconds; iat in the future refused. Raises ``InvalidCredentials`` or a joserfc error."""
+    options: dict[str, ClaimsOption] = {
+        "iss": {"essential": True, "value": issuer},
+        "aud": {"essential": True, "value": audience},
+        "exp": {"essential": True},
+        "iat": {"essential": True},
+    }
+    options.update({name: {"essential": True} for name in required})
+    registry = JWTClaimsRegistry(now=now, leeway=leeway, **options)
+    registry.validate(claims)
+    if int(claims["iat"]) > now + leeway:
+        raise InvalidCredentials
 
 
 class JwtAuthenticator:
@@ -40,7 +66,7 @@ class JwtAuthenticator:
         self._keys: KeySet | None = None
         self._loaded_at: datetime | None = None
         self._verified: dict[bytes, tuple[KeySet, int, dict[str, Any]]] = {}
-        self._subjects: dict[str, tuple[datetime, tuple[PrincipalType, dict[str, Any]] | bool | None]] = {}
+        self._subjects: TtlCache[str, _Subject] = TtlCache(SUBJECT_CACHE)
 
     def _key_set(self, kid: object) -> KeySet:
         """Cached for 30 s; a kid we do not know (a rotation) reloads it — at most once every 5 s, so random
@@ -59,25 +85,18 @@ class JwtAuthenticator:
             self._keys, self._loaded_at = self._tokens.key_set(), now
         return self._keys
 
-    def _subject(self, jti: str, sub: str) -> tuple[PrincipalType, dict[str, Any]] | bool | None:
+    def _subject(self, jti: str, sub: str) -> _Subject:
         """The stored subject (``None`` when there is no record), or ``False`` if the jti is revoked or the
         subject disabled; cached 2 s per jti, so a revocation or a disabled principal takes effect within
         seconds."""
-        now = self._clock.now()
-        cached = self._subjects.get(jti)
-        if cached is not None and now - cached[0] < SUBJECT_CACHE:
-            return cached[1]
+        return self._subjects.get_or_load(jti, self._clock.now(), lambda: self._load_subject(jti, sub))
+
+    def _load_subject(self, jti: str, sub: str) -> _Subject:
         with self._database.read() as session:
             row = session.get(PrincipalRow, sub)
-            result: tuple[PrincipalType, dict[str, Any]] | bool | None = None
             if session.get(RevokedToken, jti) is not None or (row is not None and row.disabled):
-                result = False
-            elif row is not None:
-                result = (PrincipalType(row.type), dict(row.attributes))
-        if len(self._subjects) > 10_000:  # bounded whatever is presented
-            self._subjects.clear()
-        self._subjects[jti] = (now, result)
-        return result
+                return False
+            return (PrincipalType(row.type), dict(row.attributes)) if row is not None else None
 
     def _verified_claims(self, token: str) -> dict[str, Any]:
         """Signature and claims checked by joserfc. A token that verified is remembered (by its hash) while
@@ -95,21 +114,10 @@ class JwtAuthenticator:
             kid = jws.extract_compact(token.encode()).headers().get("kid") if token.count(".") == 2 else None
             key_set = self._key_set(kid)
             decoded = jwt.decode(token, key_set, algorithms=[ALGORITHM])
-            registry = JWTClaimsRegistry(
-                now=now,
-                leeway=LEEWAY_SECONDS,
-                iss={"essential": True, "value": self._tokens.issuer},
-                aud={"essential": True, "value": AUDIENCE},
-                sub={"essential": True},
-                exp={"essential": True},
-                nbf={"essential": True},
-                iat={"essential": True},
-                jti={"essential": True},
-            )
-            registry.validate(decoded.claims)
             claims = decoded.claims
-            if int(claims["iat"]) > now + LEEWAY_SECONDS:
-                raise InvalidCredentials
+            validate_claims(
+                claims, now, LEEWAY_SECONDS, self._tokens.issuer, AUDIENCE, required=("sub", "nbf", "jti")
+            )
         except (JoseError, ValueError, TypeError, KeyError) as error:
             raise InvalidCredentials from error
         if len(self._verified) > 10_000:

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from cryptography import x509
 
+from bastion.core.cache import TtlCache
 from bastion.core.clock import Clock
 from bastion.core.errors import InvalidCredentials
 from bastion.keys import PRINCIPAL_URI_PREFIX
@@ -36,22 +37,16 @@ class CertificateAuthenticator:
         self._database, self._clock, self._mapping = database, clock, dict(mapping)
         # Only when the client CA is Bastion's own may a certificate name its principal itself.
         self._trust_uri = trust_principal_uri
-        self._ttl = timedelta(seconds=cache_seconds)
-        self._cache: dict[bytes, tuple[datetime, Principal | None]] = {}
+        self._cache: TtlCache[bytes, Principal | None] = TtlCache(timedelta(seconds=cache_seconds))
 
     def authenticate_certificate(self, der: bytes) -> Principal:
         """The service principal for a TLS-verified client certificate (DER), or ``InvalidCredentials``."""
         now = self._clock.now()
         key = hashlib.sha256(der).digest()
-        cached = self._cache.get(key)
-        if cached is None or now - cached[0] >= self._ttl:
-            cached = (now, self._resolve(der, now))
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = cached
-        if cached[1] is None:
+        principal = self._cache.get_or_load(key, now, lambda: self._resolve(der, now))
+        if principal is None:
             raise InvalidCredentials
-        return cached[1]
+        return principal
 
     def _resolve(self, der: bytes, now: datetime) -> Principal | None:
         try:

@@ -28,11 +28,11 @@ import httpx
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from joserfc.jwt import JWTClaimsRegistry
 
 from bastion.core.clock import Clock
 from bastion.core.errors import InvalidCredentials
 from bastion.core.identity_settings import OidcIssuerSettings
+from bastion.identity.jwt_authenticator import validate_claims
 from bastion.spine.context import Principal, PrincipalType
 from bastion.store.database import Database
 from bastion.store.tables import PrincipalRow
@@ -147,16 +147,7 @@ class OidcAuthenticator:
             decoded = jwt.decode(token, keys.key_set(kid), algorithms=list(settings.algorithms))
             claims = decoded.claims
             now = int(self._clock.now().timestamp())
-            JWTClaimsRegistry(
-                now=now,
-                leeway=settings.leeway_s,
-                iss={"essential": True, "value": settings.issuer},
-                aud={"essential": True, "value": settings.audience},
-                exp={"essential": True},
-                iat={"essential": True},
-            ).validate(claims)
-            if int(claims["iat"]) > now + settings.leeway_s:
-                raise InvalidCredentials
+            validate_claims(claims, now, settings.leeway_s, settings.issuer, settings.audience)
         except (JoseError, ValueError, TypeError, KeyError) as error:
             raise InvalidCredentials from error
         return self._principal(settings, claims)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 
+from bastion.core.cache import TtlCache
 from bastion.core.clock import Clock
 from bastion.spine.context import Resource
 from bastion.store.database import Database
@@ -46,14 +47,13 @@ class RoleDirectory:
 
     def __init__(self, database: Database, clock: Clock, cache_seconds: float = 2.0) -> None:
         self._database, self._clock = database, clock
-        self._ttl = timedelta(seconds=cache_seconds)
-        self._cache: dict[str, tuple[datetime, Membership]] = {}
+        self._cache: TtlCache[str, Membership] = TtlCache(timedelta(seconds=cache_seconds))
 
     def membership(self, principal_id: str) -> Membership:
         now = self._clock.now()
-        cached = self._cache.get(principal_id)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
+        return self._cache.get_or_load(principal_id, now, lambda: self._load(principal_id, now))
+
+    def _load(self, principal_id: str, now: datetime) -> Membership:
         with self._database.read() as session:
             groups = tuple(
                 session.scalars(
@@ -74,8 +74,4 @@ class RoleDirectory:
             bindings = tuple(
                 Binding(row.id, row.role, row.resource_type, row.resource_id, row.expires_at) for row in rows
             )
-        membership = Membership(groups, bindings)
-        if len(self._cache) > 10_000:  # bounded whatever callers ask for
-            self._cache.clear()
-        self._cache[principal_id] = (now, membership)
-        return membership
+        return Membership(groups, bindings)
