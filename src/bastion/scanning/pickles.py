@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import pickletools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,27 +270,32 @@ class PickleWalker:
             raise EOFError
 
 
+_DTYPE = re.compile(r"^[<>|=]?([biufcmMOSUV])(\d*)(\[\w+\])?$")
+
+
 def _dtype_size(dtype: Any) -> tuple[int, bool]:
-    """(itemsize, has objects) of a ``numpy.dtype(...)`` call seen in the stream, computed by numpy from the
-    type string alone — never from anything the stream could make executable."""
+    """(itemsize, has objects) of a ``numpy.dtype(code, ...)`` call seen in the stream, from the plain type
+    code alone ('f8', '<i4', 'U5', 'O8', ...); structured or unusual dtypes are not guessed at."""
     if (
         not isinstance(dtype, Call)
         or dtype.callee.dotted != "numpy.dtype"
         or not isinstance(dtype.args, tuple)
+        or not dtype.args
+        or not isinstance(dtype.args[0], str)
     ):
         raise ValueError("not a dtype")
-    code = dtype.args[0]
-    if not isinstance(code, str) or len(code) > 16:
+    match = _DTYPE.fullmatch(dtype.args[0])
+    if match is None:
         raise ValueError("not a plain dtype")
-    import numpy  # noqa: PLC0415 - only joblib files need it
-
-    parsed = numpy.dtype(code)
-    if parsed.fields is not None:
-        raise ValueError("structured dtypes are not scanned")
+    kind, digits = match.group(1), match.group(2)
+    if kind == "O":
+        return 0, True
     state = dtype.state
     if isinstance(state, tuple) and len(state) >= 6 and isinstance(state[5], int) and state[5] > 0:
-        return state[5], parsed.hasobject  # flexible types (S, U, V) carry their size in the state
-    return parsed.itemsize, parsed.hasobject
+        return state[5], False  # flexible types (S, U, V) carry their size in the state
+    if not digits or int(digits) == 0:
+        raise ValueError("a dtype without a size")
+    return int(digits) * (4 if kind == "U" else 1), False
 
 
 def _dict_op(name: str, stack: list[Any]) -> None:

@@ -60,14 +60,12 @@ def _scan(data: Window, report: ScanReport, location: str, allowlist: Allowlist,
         _scan_zip(data, report, location, allowlist, depth)
     elif kind == "torch-legacy":
         walker = PickleWalker(report, location, allowlist, allow_persistent_ids=True)
-        data.seek(0)
-        if walker.walk_all(data, len(data), max_pickles=5) < 5:
+        if walker.walk_all(data.stream(), len(data), max_pickles=5) < 5:
             report.add(
                 Finding("torch.legacy.short", Severity.HIGH, "fewer pickles than the format has", location)
             )
     elif kind == "pickle":
-        data.seek(0)
-        PickleWalker(report, location, allowlist).walk_all(data, len(data))
+        PickleWalker(report, location, allowlist).walk_all(data.stream(), len(data))
     elif kind == "npy":
         _scan_npy(data, report, location, allowlist)
     elif kind == "safetensors":
@@ -148,8 +146,8 @@ def _scan_zip(data: Window, report: ScanReport, location: str, allowlist: Allowl
                 continue  # raw tensor storage: bytes torch copies, never interprets (and not read here)
             body = contents(data, member, MAX_MEMBER_BYTES)
             if torch and (base.endswith(".pkl") or base == "data.pkl"):
-                body.seek(0)
-                PickleWalker(report, where, allowlist, allow_persistent_ids=True).walk_all(body, len(body))
+                walker = PickleWalker(report, where, allowlist, allow_persistent_ids=True)
+                walker.walk_all(body.stream(), len(body))
             elif base == "config.json" and depth <= MAX_DEPTH:
                 _scan_keras_config(body.bytes(), report, where)
             elif depth + 1 > MAX_DEPTH:
@@ -207,7 +205,7 @@ def _scan_npy(data: Window, report: ScanReport, location: str, allowlist: Allowl
     if "O" in str(descr):
         # numpy.load(allow_pickle=True) unpickles what follows the header.
         body = data.slice(start + length, len(data))
-        PickleWalker(report, location, allowlist).walk_all(body, len(body))
+        PickleWalker(report, location, allowlist).walk_all(body.stream(), len(body))
 
 
 def _scan_safetensors(data: Window, report: ScanReport, location: str) -> None:

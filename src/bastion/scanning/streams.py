@@ -11,6 +11,7 @@ class Window:
     def __init__(
         self, buffer: bytes | memoryview | mmap.mmap, start: int = 0, end: int | None = None
     ) -> None:
+        self._source = buffer
         self._view = memoryview(buffer)
         self._start = start
         self._end = len(self._view) if end is None else end
@@ -52,3 +53,14 @@ class Window:
 
     def view(self) -> memoryview:
         return self._view[self._start : self._end]
+
+    def stream(self) -> mmap.mmap | io.BytesIO | Window:
+        """The fastest file object over these bytes for an opcode-by-opcode reader: the memory map itself
+        when the window is the whole file, an in-memory copy when small, else the window."""
+        if isinstance(self._source, mmap.mmap) and self._start == 0 and self._end == len(self._source):
+            self._source.seek(0)
+            return self._source
+        if len(self) <= 256 * 1024 * 1024:
+            return io.BytesIO(self.view())
+        self.seek(0)
+        return self
