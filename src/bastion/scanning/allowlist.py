@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
 
 _CLASS_NAME = re.compile(r"^_?[A-Z][A-Za-z0-9_]*$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-@dataclass(frozen=True, slots=True)
-class Allowlist:
+class Allowlist(NamedTuple):
     version: str
     exact: frozenset[tuple[str, str]]
     class_prefixes: tuple[str, ...]
@@ -32,6 +31,6 @@ class Allowlist:
 
 @cache
 def default_allowlist() -> Allowlist:
-    document = json.loads(resources.files(__package__).joinpath("allowlist.json").read_text("utf-8"))
+    document = json.loads(Path(__file__).with_name("allowlist.json").read_text("utf-8"))
     exact = frozenset((module, name) for module, names in document["globals"].items() for name in names)
     return Allowlist(document["version"], exact, tuple(document["class_prefixes"]))

@@ -7,11 +7,10 @@ cannot be scanned.
 
 from __future__ import annotations
 
-import bz2
 import stat
 import struct
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from bastion.scanning.report import Finding, ScanReport, Severity
 from bastion.scanning.streams import Window
@@ -33,8 +32,7 @@ class ZipProblem(Exception):
     """The archive is not one a strict reader accepts; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(NamedTuple):
     name: str
     method: int
     flags: int
@@ -225,6 +223,8 @@ def contents(data: Window, member: Member, limit: int) -> Window:
         if member.method == 8:
             out = zlib.decompressobj(-15).decompress(raw.view(), limit + 1)
         else:
+            import bz2  # noqa: PLC0415 - rare in model archives
+
             out = bz2.BZ2Decompressor().decompress(raw.view(), limit + 1)
         if len(out) > limit:
             raise ZipProblem(f"entry {member.name!r} inflates beyond the scan limit")

@@ -14,8 +14,7 @@ import io
 import math
 import pickletools
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from bastion.scanning.allowlist import Allowlist
 from bastion.scanning.report import Finding, ScanReport, Severity
@@ -59,8 +58,7 @@ _JOBLIB_WRAPPERS = frozenset(
 MAX_NESTED_PICKLES = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class Global:
+class Global(NamedTuple):
     module: str
     name: str
 
@@ -69,18 +67,20 @@ class Global:
         return f"{self.module}.{self.name}"
 
 
-@dataclass(slots=True)
 class Call:
     """The result of calling a global with arguments (kept for the few calls the walk must understand)."""
 
-    callee: Global
-    args: Any
-    state: Any = None
+    __slots__ = ("args", "callee", "state")
+
+    def __init__(self, callee: Global, args: Any) -> None:
+        self.callee, self.args, self.state = callee, args, None
 
 
-@dataclass(slots=True)
 class _Dict:
-    items: dict[Any, Any] = field(default_factory=dict)
+    __slots__ = ("items",)
+
+    def __init__(self, items: dict[Any, Any] | None = None) -> None:
+        self.items = items if items is not None else {}
 
 
 class PickleWalker:
@@ -242,7 +242,7 @@ class PickleWalker:
 
     def _skip_joblib_array(self, wrapper: Call, offset: int, stream: Any) -> None:
         """Advance past the array bytes joblib writes after the wrapper, exactly as its loader reads them."""
-        state = wrapper.state.items if isinstance(wrapper.state, _Dict) else {}
+        state: dict[Any, Any] = wrapper.state.items if isinstance(wrapper.state, _Dict) else {}
         try:
             shape, dtype = state["shape"], state["dtype"]
             count = math.prod(int(x) for x in shape) if shape else 1
@@ -279,7 +279,7 @@ def _dtype_size(dtype: Any) -> tuple[int, bool]:
     if (
         not isinstance(dtype, Call)
         or dtype.callee.dotted != "numpy.dtype"
-        or not isinstance(dtype.args, tuple)
+        or type(dtype.args) is not tuple
         or not dtype.args
         or not isinstance(dtype.args[0], str)
     ):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Severity(StrEnum):
@@ -20,8 +19,7 @@ class Verdict(StrEnum):
     UNSCANNABLE = "unscannable"  # encrypted, unknown format, too large: cannot be judged, so not accepted
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     code: str  # stable, e.g. "pickle.global.not-allowed"
     severity: Severity
     message: str
@@ -29,13 +27,16 @@ class Finding:
     global_name: str | None = None  # "module.name" of the offending import, when there is one
 
 
-@dataclass(slots=True)
 class ScanReport:
-    path: str
-    format: str = "unknown"
-    findings: list[Finding] = field(default_factory=list)
-    unscannable: bool = False
-    scanned_bytes: int = 0
+    # A plain class, like the rest of the scanner: `bastion scan` starts a fresh process per artifact in
+    # CI, so the scanner avoids imports (dataclasses, importlib.resources) that cost more than a small scan.
+    __slots__ = ("findings", "format", "path", "scanned_bytes", "unscannable")
+
+    def __init__(self, path: str, format: str = "unknown") -> None:
+        self.path, self.format = path, format
+        self.findings: list[Finding] = []
+        self.unscannable = False
+        self.scanned_bytes = 0
 
     @property
     def verdict(self) -> Verdict:
@@ -55,5 +56,5 @@ class ScanReport:
             "format": self.format,
             "verdict": self.verdict.value,
             "scanned_bytes": self.scanned_bytes,
-            "findings": [asdict(f) for f in self.findings],
+            "findings": [f._asdict() for f in self.findings],
         }

@@ -11,7 +11,6 @@ and each format is judged by its own rules. Unknown formats cannot be judged, so
 
 from __future__ import annotations
 
-import ast
 import json
 import mmap
 import struct
@@ -190,6 +189,8 @@ def _scan_compressed(
 
 
 def _scan_npy(data: Window, report: ScanReport, location: str, allowlist: Allowlist) -> None:
+    import ast  # noqa: PLC0415 - only .npy headers need it
+
     head = data.head(12)
     major = head[6]
     if major == 1:
