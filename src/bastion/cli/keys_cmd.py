@@ -187,3 +187,15 @@ def rewrap(
         emit_json({"path": str(path), "version": version})
     else:
         out.print(f"{path}: now under version {version}")
+
+
+@app.command("public-key")
+def public_key(
+    name: Annotated[str, typer.Argument()],
+    version: Annotated[int | None, typer.Option("--version", min=1)] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print a signing key's public key (PEM), e.g. for `model_signing verify key --public_key`."""
+    with operator_session(settings_from(config)) as bastion:
+        pem = bastion.keys.public_key_pem(operator_context(), name, version)
+    out.print(pem.decode(), markup=False, end="")

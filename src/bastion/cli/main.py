@@ -40,6 +40,7 @@ def full_app() -> typer.Typer:
         config_cmd,
         identity_cmd,
         keys_cmd,
+        models_cmd,
         policy_cmd,
         scan_cmd,
         secrets_cmd,
@@ -62,6 +63,7 @@ def full_app() -> typer.Typer:
     app.add_typer(identity_cmd.certs, name="certs")
     app.add_typer(policy_cmd.roles, name="roles")
     app.add_typer(policy_cmd.policies, name="policies")
+    app.add_typer(models_cmd.app, name="models")
 
     hint = typer.Argument(help="PATH... [--format text|json|sarif] [--output FILE]")
 

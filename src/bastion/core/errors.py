@@ -69,6 +69,15 @@ class InvalidInput(BastionError):
     title = "Invalid request"
 
 
+class VerificationFailed(BastionError):
+    """Something was checked and did not hold (a signature, a digest): a finding, not a bad request."""
+
+    code = "verification.failed"
+    status = 422
+    exit_code = ExitCode.FINDING
+    title = "Verification failed"
+
+
 class NotFound(BastionError):
     code = "resource.not_found"
     status = 404

@@ -1,0 +1,61 @@
+"""``bastion models sign|verify``: OpenSSF Model Signing (OMS) signatures, as model_signing makes them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bastion.app.container import operator_context
+from bastion.cli.common import ConfigOption, JsonOption, operator_session, settings_from
+from bastion.cli.output import emit_json, out
+from bastion.core.errors import InvalidInput
+from bastion.models.signing import sign_model, verify_model
+
+app = typer.Typer(help="Model signatures (OpenSSF Model Signing format).", no_args_is_help=True)
+ModelPath = Annotated[Path, typer.Argument(help="The model: a directory or a single file.")]
+
+
+@app.command("sign")
+def sign(
+    model: ModelPath,
+    key: Annotated[str, typer.Option("--key", help="An ECDSA P-256 signing key in the key manager.")],
+    signature: Annotated[Path, typer.Option("--signature", help="Where to write the signature.")] = Path(
+        "model.sig"
+    ),
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Sign MODEL; `model_signing verify key --signature model.sig --public_key pub.pem MODEL` checks it
+    (`bastion keys public-key NAME` prints the public key)."""
+    with operator_session(settings_from(config)) as bastion:
+        manifest, document = sign_model(bastion.keys, operator_context(), key, model)
+    signature.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    if json_output:
+        emit_json(
+            {"signature": str(signature), "files": len(manifest.resources), "root": manifest.root_digest}
+        )
+    else:
+        out.print(f"Signed {len(manifest.resources)} files of {model} -> {signature}")
+
+
+@app.command("verify")
+def verify(
+    model: ModelPath,
+    signature: Annotated[Path, typer.Option("--signature", help="The OMS signature (Sigstore bundle).")],
+    key: Annotated[Path, typer.Option("--key", help="The signer's public key, PEM.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Check MODEL against a signature made by Bastion or `model_signing sign key` (exit 10 if it fails)."""
+    try:
+        document = json.loads(signature.read_text(encoding="utf-8"))
+        public_pem = key.read_bytes()
+    except (OSError, ValueError) as error:
+        raise InvalidInput(f"Cannot read the signature or the key: {error}") from None
+    manifest = verify_model(model, document, public_pem)
+    if json_output:
+        emit_json({"verified": True, "files": len(manifest.resources), "root": manifest.root_digest})
+    else:
+        out.print(f"Verified: {len(manifest.resources)} files of {model} are exactly what was signed.")

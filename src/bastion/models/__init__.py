@@ -1,0 +1,1 @@
+"""Model lifecycle services. So far: OMS-compatible model signing and verification (``signing``)."""
