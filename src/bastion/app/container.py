@@ -5,10 +5,8 @@ from __future__ import annotations
 import getpass
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
-
-from bastion.api import ApiServices, create_api
 from bastion.app.adapters import KeyManagerCheckpointSigner
 from bastion.app.state import tls_dir
 from bastion.audit import AuditQueries, AuditTrail, FileWitness, GroupCommitWriter, MerkleAuditLog
@@ -36,6 +34,9 @@ from bastion.policy.admin import PolicyAdmin
 from bastion.spine import SYSTEM, Context, Principal, PrincipalType, UnitOfWork
 from bastion.store import Database
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 
 @dataclass
 class Bastion:
@@ -58,6 +59,9 @@ class Bastion:
     client_certs: ClientCertificateIssuer
 
     def api(self) -> FastAPI:
+        # Imported here: the CLI builds the system too, and never serves HTTP.
+        from bastion.api import ApiServices, create_api  # noqa: PLC0415
+
         return create_api(
             ApiServices(
                 database=self.database,

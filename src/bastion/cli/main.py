@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         from bastion.cli import scan_cmd  # noqa: PLC0415
 
         return scan_cmd.run(args[1:])
+    if args[:2] == ["models", "verify"]:
+        from bastion.cli import verify_cmd  # noqa: PLC0415
+
+        return verify_cmd.run(args[2:])
     return _main(args)
 
 

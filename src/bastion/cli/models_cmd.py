@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from bastion.app.container import operator_context
+from bastion.cli import verify_cmd
 from bastion.cli.common import ConfigOption, JsonOption, operator_session, settings_from
 from bastion.cli.output import emit_json, out
-from bastion.core.errors import InvalidInput
-from bastion.models.signing import sign_model, verify_model
+from bastion.models.signing import sign_model
 
 app = typer.Typer(help="Model signatures (OpenSSF Model Signing format).", no_args_is_help=True)
 ModelPath = Annotated[Path, typer.Argument(help="The model: a directory or a single file.")]
@@ -49,13 +49,4 @@ def verify(
     json_output: JsonOption = False,
 ) -> None:
     """Check MODEL against a signature made by Bastion or `model_signing sign key` (exit 10 if it fails)."""
-    try:
-        document = json.loads(signature.read_text(encoding="utf-8"))
-        public_pem = key.read_bytes()
-    except (OSError, ValueError) as error:
-        raise InvalidInput(f"Cannot read the signature or the key: {error}") from None
-    manifest = verify_model(model, document, public_pem)
-    if json_output:
-        emit_json({"verified": True, "files": len(manifest.resources), "root": manifest.root_digest})
-    else:
-        out.print(f"Verified: {len(manifest.resources)} files of {model} are exactly what was signed.")
+    verify_cmd.report(verify_cmd.check(model, signature, key), json_output)

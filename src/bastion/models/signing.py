@@ -19,15 +19,17 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bastion.core.errors import InvalidInput, VerificationFailed
-from bastion.keys.manager import KeyManager
-from bastion.spine.context import Context
+
+if TYPE_CHECKING:  # verifying needs neither: `bastion models verify` stays a light process
+    from bastion.keys.manager import KeyManager
+    from bastion.spine.context import Context
 
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
