@@ -168,3 +168,14 @@ def test_grants_from_before_cedar_become_the_first_policy_version(database_url: 
         assert 'resource == Bastion::Key::"release"' in policy_text
     finally:
         db.dispose()
+
+
+def test_the_light_head_check_agrees_with_alembic() -> None:
+    from alembic.config import Config  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
+    from bastion.store.migrate import SCRIPT_LOCATION  # noqa: PLC0415
+
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    assert ScriptDirectory.from_config(config).get_current_head() == head_revision()
