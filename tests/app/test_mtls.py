@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -91,6 +92,7 @@ def test_mtls_required(env: dict[str, str], tmp_path: Path) -> None:
                 client.get(running.url + "/healthz")
 
         cli(env, tmp_path, "principals", "disable", "service:etl")
+        time.sleep(2.1)  # the documented window: certificate mappings are cached for 2 s
         with httpx.Client(verify=tls(running.ca, cert), timeout=10) as client:
             assert client.get(running.url + "/v1/audit/events").status_code == 401
     finally:
