@@ -109,8 +109,16 @@ def test_forged_signatures_are_refused(system: Bastion, signing_key: str, model:
 
 
 def test_a_single_file_model(system: Bastion, signing_key: str, tmp_path: Path) -> None:
+    """A single file is its own model: model_signing names its one resource ".", and so must we, or the
+    signatures would not travel (they did not, before this test checked it against model_signing)."""
     single = tmp_path / "model.safetensors"
     single.write_bytes(b"\0" * 1024)
     _, bundle = sign_model(system.keys, operator_context(), signing_key, single)
-    public = system.keys.public_key_pem(operator_context(), signing_key)
-    assert [name for name, _ in verify_model(single, bundle, public).resources] == ["model.safetensors"]
+    public = tmp_path / "pub.pem"
+    public.write_bytes(system.keys.public_key_pem(operator_context(), signing_key))
+    assert [name for name, _ in verify_model(single, bundle, public.read_bytes()).resources] == ["."]
+    signature = tmp_path / "model.sig"
+    signature.write_text(json.dumps(bundle))
+    verify = [MODEL_SIGNING, "verify", "key", "--signature", str(signature), "--public_key", str(public)]
+    result = subprocess.run([*verify, str(single)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -8,13 +8,16 @@ from fastapi import FastAPI
 
 from bastion.api import problems
 from bastion.api.middleware import RequestContextMiddleware
-from bastion.api.routes import audit, elevations, health, identity, oauth, policies
+from bastion.api.routes import audit, elevations, health, identity, models, oauth, policies
 from bastion.audit.query import AuditQueries
 from bastion.identity import IdentityService
 from bastion.identity.bearer import BearerAuthenticator
 from bastion.identity.elevation import ElevationService
 from bastion.identity.mtls import CertificateAuthenticator
 from bastion.identity.tokens import TokenService
+from bastion.models.intake import ModelIntake
+from bastion.models.loader import ModelLoader
+from bastion.models.registry import ModelRegistry
 from bastion.policy.admin import PolicyAdmin
 from bastion.spine.uow import UnitOfWork
 from bastion.store.database import Database
@@ -31,6 +34,9 @@ class ApiServices:
     policies: PolicyAdmin
     elevations: ElevationService
     certificates: CertificateAuthenticator
+    models: ModelRegistry
+    intake: ModelIntake
+    loader: ModelLoader
 
 
 def create_api(services: ApiServices) -> FastAPI:
@@ -51,4 +57,5 @@ def create_api(services: ApiServices) -> FastAPI:
     app.include_router(identity.router)
     app.include_router(policies.router)
     app.include_router(elevations.router)
+    app.include_router(models.router)
     return app

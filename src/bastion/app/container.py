@@ -29,8 +29,13 @@ from bastion.keys.local import LocalBackend, MasterKeySource
 from bastion.keys.manager import KeyManager
 from bastion.keys.pkcs11_backend import Pkcs11Backend
 from bastion.keys.secrets_store import SecretsStore
+from bastion.models.intake import ModelIntake
+from bastion.models.loader import ModelLoader
+from bastion.models.registry import ModelRegistry
+from bastion.models.vault import ModelVault
 from bastion.policy import CedarAuthorizer, PolicySource, RoleDirectory
 from bastion.policy.admin import PolicyAdmin
+from bastion.policy.defaults import MODEL_ARCHIVE_KEY, MODEL_SIGNING_KEY
 from bastion.spine import SYSTEM, Context, Principal, PrincipalType, UnitOfWork
 from bastion.store import Database
 
@@ -57,6 +62,9 @@ class Bastion:
     elevations: ElevationService
     certificates: CertificateAuthenticator
     client_certs: ClientCertificateIssuer
+    models: ModelRegistry
+    intake: ModelIntake
+    loader: ModelLoader
 
     def api(self) -> FastAPI:
         # Imported here: the CLI builds the system too, and never serves HTTP.
@@ -73,6 +81,9 @@ class Bastion:
                 policies=self.policies,
                 elevations=self.elevations,
                 certificates=self.certificates,
+                models=self.models,
+                intake=self.intake,
+                loader=self.loader,
             )
         )
 
@@ -101,6 +112,10 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
     pepper = Pepper(secrets, system_context("api-key-pepper"))
     tokens = TokenService(uow, keys, clock, settings.effective_public_url, system_context("token-signing"))
     witness = FileWitness(settings.effective_witness_path)
+    registry_context = system_context("model-registry")
+    vault = ModelVault(keys, settings.models_dir, registry_context, MODEL_ARCHIVE_KEY)
+    loader = ModelLoader(uow, database, vault, keys, registry_context, MODEL_SIGNING_KEY)
+    models = ModelRegistry(uow, database, clock, keys, vault, loader, registry_context, MODEL_SIGNING_KEY)
     return Bastion(
         settings=settings,
         clock=clock,
@@ -128,6 +143,19 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
             trust_principal_uri=settings.mtls_client_ca is None,  # only our own CA's names are trusted
         ),
         client_certs=ClientCertificateIssuer(uow, LocalCA(tls_dir(settings), clock)),
+        models=models,
+        intake=ModelIntake(
+            uow,
+            database,
+            clock,
+            keys,
+            vault,
+            models,
+            registry_context,
+            MODEL_SIGNING_KEY,
+            settings.model_max_bytes,
+        ),
+        loader=loader,
     )
 
 

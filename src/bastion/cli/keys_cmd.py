@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
 from bastion.app.container import operator_context
 from bastion.cli.common import ConfigOption, JsonOption, operator_session, settings_from
-from bastion.cli.output import emit_json, err, out
+from bastion.cli.output import emit_json, err, out, transfer_progress
 from bastion.keys.envelope import decrypt_file, encrypt_file, rewrap_file
 from bastion.keys.model import KeyAlgorithm, KeyInfo, KeyPurpose
 
@@ -127,21 +124,6 @@ def destroy(
         _show([bastion.keys.destroy(operator_context(), name, version)], json)
 
 
-@contextmanager
-def _progress(label: str, source: Path) -> Iterator[Callable[[int], None]]:
-    """A transfer bar on stderr (hidden for empty files); yields the callback that advances it."""
-    total = source.stat().st_size
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-    )
-    with Progress(*columns, console=err, transient=True, disable=total == 0) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda count: bar.advance(task, count)
-
-
 @app.command("encrypt")
 def encrypt(
     source: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
@@ -152,7 +134,10 @@ def encrypt(
     json: JsonOption = False,
 ) -> None:
     """Encrypt a file (streaming AES-256-GCM under a fresh data key wrapped by KEY)."""
-    with operator_session(settings_from(config)) as bastion, _progress("encrypting", source) as advance:
+    with (
+        operator_session(settings_from(config)) as bastion,
+        transfer_progress("encrypting", source) as advance,
+    ):
         encrypt_file(bastion.keys, operator_context(), key, source, target, object_id, progress=advance)
     if json:
         emit_json({"source": str(source), "target": str(target), "key": key})
@@ -167,7 +152,10 @@ def decrypt(
     json: JsonOption = False,
 ) -> None:
     """Decrypt a file; nothing is written unless every chunk authenticates."""
-    with operator_session(settings_from(config)) as bastion, _progress("decrypting", source) as advance:
+    with (
+        operator_session(settings_from(config)) as bastion,
+        transfer_progress("decrypting", source) as advance,
+    ):
         decrypt_file(bastion.keys, operator_context(), source, target, object_id, progress=advance)
     if json:
         emit_json({"source": str(source), "target": str(target)})

@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 
 from bastion.app.container import operator_context
-from bastion.cli import verify_cmd
+from bastion.cli import registry_cmd, verify_cmd
 from bastion.cli.common import ConfigOption, JsonOption, operator_session, settings_from
 from bastion.cli.output import emit_json, out
 from bastion.models.signing import sign_model
 
-app = typer.Typer(help="Model signatures (OpenSSF Model Signing format).", no_args_is_help=True)
+app = registry_cmd.app  # the registry's commands, plus sign and verify below
 ModelPath = Annotated[Path, typer.Argument(help="The model: a directory or a single file.")]
 
 

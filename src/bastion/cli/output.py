@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -41,3 +44,20 @@ def emit_rows(rows: list[dict[str, Any]], headers: tuple[str, ...], json: bool) 
     for row in rows:
         table.add_row(*("" if value is None else str(value) for value in row.values()))
     out.print(table)
+
+
+@contextmanager
+def transfer_progress(label: str, source: Path) -> Iterator[Callable[[int], None]]:
+    """A transfer bar on stderr (hidden for empty files); yields the callback that advances it."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn  # noqa: PLC0415
+
+    total = source.stat().st_size
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True, disable=total == 0) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda count: bar.advance(task, count)

@@ -153,6 +153,11 @@ class Settings(BaseSettings):
     elevation_max_minutes: int = Field(
         default=240, ge=1, le=7 * 24 * 60, description="Longest just-in-time elevation an approver can grant."
     )
+    model_max_bytes: int = Field(
+        default=16 * 1024**3,
+        ge=1,
+        description="Largest model artifact accepted by the registry (bytes); larger uploads are refused.",
+    )
     db_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
     db_pool_size: int = Field(default=5, ge=1, le=200)
 
@@ -186,6 +191,11 @@ class Settings(BaseSettings):
     def effective_public_url(self) -> str:
         scheme = "http" if self.unsafe_http else "https"
         return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def models_dir(self) -> Path:
+        """Encrypted model artifacts (and archive copies of retired ones)."""
+        return self.state_dir / "models"
 
     @property
     def keyring_path(self) -> Path:

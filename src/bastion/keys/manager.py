@@ -30,12 +30,22 @@ from bastion.keys.model import (
     KeyState,
     KeyVersionInfo,
 )
-from bastion.spine.context import Context, Resource
+from bastion.spine.context import SYSTEM, Context, Resource
 from bastion.spine.uow import UnitOfWork
 from bastion.store.tables import Key, KeyVersion
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,127}$")
 ALL_KEYS = Resource("key", "*")
+# Keys under this prefix belong to Bastion itself (e.g. one key per stored model version, destroyed to
+# crypto-shred it): their resource names the system as owner, and a shipped policy lets the system use
+# exactly the keys it owns.
+SYSTEM_OWNED_PREFIX = "bastion/owned/"
+
+
+def key_resource(name: str) -> Resource:
+    if name.startswith(SYSTEM_OWNED_PREFIX):
+        return Resource("key", name, {"owner": SYSTEM.id})
+    return Resource("key", name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +84,7 @@ class KeyManager:
         if max_age_days is not None and max_age_days < 1:
             raise InvalidInput("max_age_days must be at least 1.")
         details = {"purpose": purpose.value, "algorithm": algorithm.value, "backend": self._backend.name}
-        with self._uow.act(context, "keys.create", Resource("key", name), details=details) as work:
+        with self._uow.act(context, "keys.create", key_resource(name), details=details) as work:
             if work.session.get(Key, name) is not None:
                 raise Conflict(f"A key named {name} already exists.")
             now = self._clock.now()
@@ -106,12 +116,12 @@ class KeyManager:
             return [_info(work.session, name) for name in names]
 
     def describe(self, context: Context, name: str) -> KeyInfo:
-        with self._uow.read(context, "keys.read", Resource("key", name)) as work:
+        with self._uow.read(context, "keys.read", key_resource(name)) as work:
             return _info(work.session, name)
 
     def rotate(self, context: Context, name: str) -> KeyInfo:
         """A new primary version; older versions keep decrypting and verifying only."""
-        with self._uow.act(context, "keys.rotate", Resource("key", name)) as work:
+        with self._uow.act(context, "keys.rotate", key_resource(name)) as work:
             key = _usable_key(work.session, name)
             version = max(v.version for v in _versions(work.session, name)) + 1
             ref = self._backend.generate(KeyAlgorithm(key.algorithm), f"{name}#{version}")
@@ -137,7 +147,7 @@ class KeyManager:
         return self._set_state(context, name, KeyState.ENABLED, "keys.enable")
 
     def _set_state(self, context: Context, name: str, state: KeyState, action: str) -> KeyInfo:
-        with self._uow.act(context, action, Resource("key", name)) as work:
+        with self._uow.act(context, action, key_resource(name)) as work:
             key = _key(work.session, name)
             if key.state == KeyState.DESTROYED.value:
                 raise KeyStateError(f"Key {name} was destroyed.")
@@ -148,7 +158,7 @@ class KeyManager:
     def destroy(self, context: Context, name: str, version: int | None = None) -> KeyInfo:
         """Erase the material of one version, or of every version: what it protected becomes unrecoverable."""
         details = {"version": version if version is not None else "all"}
-        with self._uow.act(context, "keys.destroy", Resource("key", name), details=details) as work:
+        with self._uow.act(context, "keys.destroy", key_resource(name), details=details) as work:
             key = _key(work.session, name)
             targets = [v for v in _versions(work.session, name) if version is None or v.version == version]
             if not targets:
@@ -182,7 +192,7 @@ class KeyManager:
     def generate_data_key(self, context: Context, name: str, aad: bytes, size: int = 32) -> DataKey:
         """A fresh random data key and its wrapping under the primary version (envelope encryption)."""
         details = {"aad_sha256": hashlib.sha256(aad).hexdigest()}
-        with self._uow.act(context, "keys.encrypt", Resource("key", name), details=details) as work:
+        with self._uow.act(context, "keys.encrypt", key_resource(name), details=details) as work:
             key = _usable_key(work.session, name, KeyPurpose.ENCRYPT)
             ref = _version_ref(work.session, name, key.primary_version)
             plaintext = secrets.token_bytes(size)
@@ -195,7 +205,7 @@ class KeyManager:
 
     def unwrap(self, context: Context, name: str, version: int, wrapped: bytes, aad: bytes) -> bytes:
         details = {"version": version, "aad_sha256": hashlib.sha256(aad).hexdigest()}
-        with self._uow.act(context, "keys.decrypt", Resource("key", name), details=details) as work:
+        with self._uow.act(context, "keys.decrypt", key_resource(name), details=details) as work:
             _usable_key(work.session, name, KeyPurpose.ENCRYPT)
             return self._backend.unwrap(_version_ref(work.session, name, version), wrapped, aad)
 
@@ -204,7 +214,7 @@ class KeyManager:
     ) -> tuple[int, bytes]:
         """Re-wrap a data key under the primary version without ever returning it."""
         details = {"from_version": version, "aad_sha256": hashlib.sha256(aad).hexdigest()}
-        with self._uow.act(context, "keys.rewrap", Resource("key", name), details=details) as work:
+        with self._uow.act(context, "keys.rewrap", key_resource(name), details=details) as work:
             key = _usable_key(work.session, name, KeyPurpose.ENCRYPT)
             plaintext = self._backend.unwrap(_version_ref(work.session, name, version), wrapped, aad)
             primary = key.primary_version
@@ -215,7 +225,7 @@ class KeyManager:
         """The field-encryption keys of a version (the primary if None): created on first use, stored wrapped
         by that version. For ``bastion.keys.fields`` only."""
         details = {"version": version if version is not None else "primary", "use": "field-encryption"}
-        with self._uow.act(context, "keys.decrypt", Resource("key", name), details=details) as work:
+        with self._uow.act(context, "keys.decrypt", key_resource(name), details=details) as work:
             key = _usable_key(work.session, name, KeyPurpose.ENCRYPT)
             resolved = version if version is not None else key.primary_version
             row = work.session.get(KeyVersion, (name, resolved))
@@ -233,11 +243,11 @@ class KeyManager:
 
     def report_failure(self, context: Context, name: str, reason: str, details: dict[str, object]) -> None:
         """Record why a decryption failed (the caller only ever sees the opaque ``CryptoError``)."""
-        self._uow.report_failure(context, "keys.decrypt", Resource("key", name), reason, dict(details))
+        self._uow.report_failure(context, "keys.decrypt", key_resource(name), reason, dict(details))
 
     def sign(self, context: Context, name: str, data: bytes) -> tuple[int, bytes]:
         details = {"data_sha256": hashlib.sha256(data).hexdigest()}
-        with self._uow.act(context, "keys.sign", Resource("key", name), details=details) as work:
+        with self._uow.act(context, "keys.sign", key_resource(name), details=details) as work:
             key = _usable_key(work.session, name, KeyPurpose.SIGN)
             ref = _version_ref(work.session, name, key.primary_version)
             work.details["version"] = key.primary_version
@@ -245,7 +255,7 @@ class KeyManager:
 
     def verify(self, context: Context, name: str, version: int, data: bytes, signature: bytes) -> bool:
         details = {"version": version, "data_sha256": hashlib.sha256(data).hexdigest()}
-        with self._uow.read(context, "keys.verify", Resource("key", name), details=details) as work:
+        with self._uow.read(context, "keys.verify", key_resource(name), details=details) as work:
             key = _usable_key(work.session, name, KeyPurpose.SIGN)
             public = self._backend.public_key(_version_ref(work.session, name, version))
             valid = _verify(public, KeyAlgorithm(key.algorithm), data, signature)
@@ -253,7 +263,7 @@ class KeyManager:
             return valid
 
     def public_key_pem(self, context: Context, name: str, version: int | None = None) -> bytes:
-        with self._uow.read(context, "keys.read", Resource("key", name)) as work:
+        with self._uow.read(context, "keys.read", key_resource(name)) as work:
             key = _usable_key(work.session, name, KeyPurpose.SIGN)
             public = self._backend.public_key(
                 _version_ref(work.session, name, version or key.primary_version)
@@ -263,7 +273,7 @@ class KeyManager:
             )
 
     def mac(self, context: Context, name: str, data: bytes) -> tuple[int, bytes]:
-        with self._uow.act(context, "keys.mac", Resource("key", name)) as work:
+        with self._uow.act(context, "keys.mac", key_resource(name)) as work:
             key = _usable_key(work.session, name, KeyPurpose.MAC)
             return key.primary_version, self._backend.mac(
                 _version_ref(work.session, name, key.primary_version), data

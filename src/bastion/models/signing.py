@@ -67,7 +67,7 @@ def build_manifest(model: Path, ignore_paths: tuple[str, ...] = DEFAULT_IGNORED)
     if model.is_symlink():
         raise InvalidInput(f"{model} is a symbolic link.")
     if model.is_file():
-        files = [(model.name, model)]
+        files = [(".", model)]  # model_signing names a single-file model's one resource "."
     elif model.is_dir():
         files = []
         for root, dirs, names in os.walk(model):
@@ -139,15 +139,27 @@ def sign_model(
 ) -> tuple[Manifest, dict[str, Any]]:
     """Sign ``model`` with the key manager's ECDSA P-256 key ``key_name`` (an audited ``keys.sign``)."""
     manifest = build_manifest(model)
-    payload = json.dumps(statement(manifest), indent=2).encode()
+    return manifest, sign_statement(keys, context, key_name, statement(manifest))[0]
+
+
+def sign_statement(
+    keys: KeyManager, context: Context, key_name: str, document: dict[str, Any]
+) -> tuple[dict[str, Any], int]:
+    """Any in-toto statement as a DSSE envelope in a Sigstore bundle, signed by ``key_name``; returns the
+    bundle and the key version that signed it."""
+    payload = json.dumps(document, indent=2).encode()
     version, signature = keys.sign(context, key_name, pae(payload))
-    public_pem = keys.public_key_pem(context, key_name, version)
-    return manifest, bundle(payload, signature, public_pem)
+    return bundle(payload, signature, keys.public_key_pem(context, key_name, version)), version
 
 
 def verify_model(model: Path, signature: dict[str, Any], public_pem: bytes) -> Manifest:
     """Check the bundle's signature with ``public_pem`` and that ``model`` is exactly what it signed. Raises
     ``VerificationFailed`` naming the first difference."""
+    return _check_statement(model, verify_bundle(signature, public_pem))
+
+
+def verify_bundle(signature: dict[str, Any], public_pem: bytes) -> dict[str, Any]:
+    """Check a bundle's DSSE signature with ``public_pem``; returns the signed in-toto statement."""
     try:
         envelope = signature["dsseEnvelope"]
         payload = base64.b64decode(envelope["payload"], validate=True)
@@ -168,7 +180,13 @@ def verify_model(model: Path, signature: dict[str, Any], public_pem: bytes) -> M
         public_key.verify(der, pae(payload), ec.ECDSA(digest))
     except InvalidSignature:
         raise VerificationFailed("The signature does not verify with this key.") from None
-    return _check_statement(model, json.loads(payload))
+    try:
+        signed = json.loads(payload)
+    except ValueError as error:
+        raise VerificationFailed("The signed statement is not JSON.") from error
+    if not isinstance(signed, dict):
+        raise VerificationFailed("The signed statement is malformed.")
+    return signed
 
 
 def _check_statement(model: Path, signed: dict[str, Any]) -> Manifest:

@@ -21,8 +21,15 @@ RESOURCE_TYPES: dict[str, str] = {
     "token": "Token",
     "policy": "PolicyStore",
     "elevation": "Elevation",
+    "model": "Model",  # a registered model; version-level actions name the version in their details
 }
 
+# The model registry. ``accept-unscannable`` is a policy hook, held by no role: a custom policy permitting it
+# lets versions of a format the scanner cannot judge be accepted (per model, if the policy says so).
+MODEL_ACTIONS = (
+    "create", "read", "push", "import", "provenance", "evaluate", "download", "load", "approve", "vet",
+    "promote", "quarantine", "retire", "gate", "accept-unscannable",
+)  # fmt: skip
 _KEY_ACTIONS = ("create", "read", "rotate", "disable", "enable", "destroy")
 _KEY_USES = ("encrypt", "decrypt", "rewrap", "sign", "verify", "mac")
 
@@ -55,6 +62,7 @@ ACTIONS: dict[str, str] = {
     "policies.read": "policy",
     "policies.write": "policy",
     "policies.activate": "policy",
+    **{f"models.{name}": "model" for name in MODEL_ACTIONS},
 }
 
 
@@ -78,6 +86,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "keys.read",
         "secrets.list",
         "policies.read",
+        "models.read",
     ),
     "auditor": (
         *_actions("audit", "read", "verify", "prove"),
@@ -86,16 +95,20 @@ ROLES: dict[str, tuple[str, ...]] = {
         "identity.elevations.read",
         "policies.read",
         "keys.read",
+        "models.read",
     ),
     "operator": (
         *_actions("keys", "create", "read", "rotate", "disable", "enable", *_KEY_USES),
         *_actions("secrets", "write", "read", "list"),
         *_actions("audit", "checkpoint", "export", "verify"),
         "backup.create",
+        *_actions("models", "read", "load"),
     ),
     "ml-engineer": (
         *_actions("keys", "read", "encrypt", "decrypt", "sign", "verify"),
         "secrets.list",
+        *_actions("models", "create", "read", "push", "import", "provenance", "evaluate", "download", "load"),
+        "models.promote",
     ),
     "data-steward": (
         *_actions("keys", "read", "encrypt", "decrypt", "mac", "rewrap"),
@@ -107,6 +120,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "identity.elevations.deny",
         "identity.elevations.revoke",
         "identity.principals.read",
+        *_actions("models", "read", "approve", "vet"),
     ),
     "security-admin": (
         *_actions(
@@ -130,6 +144,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         *_actions("keys", *_KEY_ACTIONS),
         *_actions("secrets", "list", "delete"),
         *_actions("audit", "read", "verify", "prove", "checkpoint", "export", "prune"),
+        *_actions("models", "read", "quarantine", "retire", "gate"),
     ),
 }
 

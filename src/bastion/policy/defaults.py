@@ -23,14 +23,19 @@ TOKEN_KEY = "bastion/token-signing"  # noqa: S105 - a key name
 PEPPER_SECRET_NAME = "bastion/api-key-pepper"  # noqa: S105 - the name of a secret, not one
 SECRETS_KEY_NAME = "bastion/secrets"
 SYSTEM_PRINCIPAL_ID = "system:bastion"
+MODEL_SIGNING_KEY = "bastion/model-signing"  # signs every accepted model version (OMS)
+MODEL_ARCHIVE_KEY = "bastion/model-archive"  # re-encrypts archive copies of retired versions
 
 _SYSTEM_SCOPED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Key", CHECKPOINT_KEY, ("keys.create", "keys.read", "keys.sign")),
     ("Key", TOKEN_KEY, ("keys.create", "keys.read", "keys.sign")),
     ("Secret", PEPPER_SECRET_NAME, ("secrets.read", "secrets.write", "secrets.list")),
     ("Key", SECRETS_KEY_NAME, ("keys.create", "keys.read", "keys.encrypt", "keys.decrypt")),
+    ("Key", MODEL_SIGNING_KEY, ("keys.create", "keys.read", "keys.sign")),
+    ("Key", MODEL_ARCHIVE_KEY, ("keys.create", "keys.read", "keys.encrypt", "keys.decrypt")),
 )
 SYSTEM_ACTIONS = ("audit.checkpoint", "audit.export")
+SYSTEM_OWNED_KEY_ACTIONS = ("keys.create", "keys.read", "keys.encrypt", "keys.decrypt", "keys.destroy")
 
 
 def _actions(actions: Iterable[str]) -> str:
@@ -60,12 +65,22 @@ def _system_policies() -> list[str]:
         f"permit(principal == {system}, action in {_actions(actions)}, resource == {_uid(kind, name)});"
         for kind, name, actions in _SYSTEM_SCOPED
     ]
+    # Keys Bastion owns (one per stored model version, destroyed to crypto-shred it) — and only those.
+    policies.append(
+        '@id("default:system:owned-keys")\n'
+        f"permit(principal == {system}, action in {_actions(SYSTEM_OWNED_KEY_ACTIONS)}, "
+        f"resource is {NAMESPACE}::Key)\n"
+        "  when { resource has owner && resource.owner == principal.account };"
+    )
     return policies
 
 
 @cache
 def default_policies() -> str:
-    approve = _actions(("identity.elevations.approve", "identity.elevations.deny"))
+    # Separation of duties: nobody approves their own elevation or model version, or vets what they imported.
+    approve = _actions(
+        ("identity.elevations.approve", "identity.elevations.deny", "models.approve", "models.vet")
+    )
     policies = [
         *_role_policies(),
         '@id("default:local-operator")\n'

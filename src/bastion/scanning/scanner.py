@@ -6,7 +6,9 @@ and each format is judged by its own rules. Unknown formats cannot be judged, so
 - ``\\x93NUMPY``: ``.npy``: the header is parsed as a literal; object arrays are pickles;
 - u64 length + ``{``: safetensors: header bounds, dtypes, shapes, offsets that tile the data;
 - ``\\x89HDF``: Keras HDF5: the model config (no Lambda layers, no custom objects);
-- ``GGUF``: header sanity.
+- ``GGUF``: header sanity;
+- a protobuf starting with varint field 1: ONNX (operator domains, external data paths, subgraphs) or a
+  TensorFlow SavedModel (file, Python and memory-mapping ops), told apart by their structure.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from bastion.scanning import graphs
 from bastion.scanning.allowlist import Allowlist, default_allowlist
 from bastion.scanning.archives import ENCRYPTED, ZipProblem, contents, read_members
 from bastion.scanning.pickles import PickleWalker
@@ -67,12 +70,10 @@ def _scan(data: Window, report: ScanReport, location: str, allowlist: Allowlist,
         PickleWalker(report, location, allowlist).walk_all(data.stream(), len(data))
     elif kind == "npy":
         _scan_npy(data, report, location, allowlist)
-    elif kind == "safetensors":
-        _scan_safetensors(data, report, location)
-    elif kind == "hdf5":
-        _scan_hdf5(data, report, location)
-    elif kind == "gguf":
-        _scan_gguf(data, report, location)
+    elif kind in _HEADER_FORMATS:
+        _HEADER_FORMATS[kind](data, report, location)
+    elif kind == "protobuf":
+        _scan_protobuf(data, report, location, depth)
     elif kind in ("gzip", "bz2", "xz", "zlib"):
         _scan_compressed(kind, data, report, location, allowlist, depth)
     elif kind == "text" and depth > 0:
@@ -112,9 +113,24 @@ def sniff(head: bytes, size: int) -> str:
             kind = "safetensors"
     if kind is None and head[:1] and head[0] in _PROTOCOL0_FIRST:
         kind = "pickle"
+    if kind is None and head[:1] == b"\x08":  # protobuf field 1, varint: ONNX and SavedModel both start so
+        kind = "protobuf"
     if kind is None:
         kind = "text" if _looks_textual(head) else "unknown"
     return kind
+
+
+def _scan_protobuf(data: Window, report: ScanReport, location: str, depth: int) -> None:
+    view = data.view()
+    kind = graphs.kind_of(view)
+    if depth == 0:
+        report.format = kind or "unknown"
+    if kind == "onnx":
+        graphs.scan_onnx(view, report, location)
+    elif kind == "savedmodel":
+        graphs.scan_savedmodel(view, report, location)
+    else:
+        report.add(Finding("format.unknown", Severity.MEDIUM, "an unknown protobuf message", location))
 
 
 def _looks_textual(head: bytes) -> bool:
@@ -364,3 +380,7 @@ def _scan_gguf(data: Window, report: ScanReport, location: str) -> None:
     version, tensors, keys = struct.unpack_from("<IQQ", head, 4)
     if version not in (1, 2, 3) or tensors > 1_000_000 or keys > 1_000_000:
         report.add(Finding("gguf.header", Severity.HIGH, "implausible GGUF header", location))
+
+
+# Formats judged by their headers alone, with no nested content to recurse into.
+_HEADER_FORMATS = {"safetensors": _scan_safetensors, "hdf5": _scan_hdf5, "gguf": _scan_gguf}

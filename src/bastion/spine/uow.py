@@ -88,6 +88,13 @@ class UnitOfWork:
             self._record_failure(context, action, resource, decision, details, data_categories, error)
             raise
 
+    def authorize(
+        self, context: Context, action: str, resource: Resource, *, details: dict[str, Any] | None = None
+    ) -> None:
+        """Ask before costly work (receiving an upload): a refusal is audited and raised; an allow records
+        nothing — the action's own ``act`` records it when it runs."""
+        self._authorize_or_refuse(context, action, resource, details, ())
+
     def _authorize_or_refuse(
         self,
         context: Context,
@@ -187,9 +194,20 @@ class UnitOfWork:
         )
         self._append_alone(record)
 
-    def refuse(self, context: Context, action: str, resource: Resource, reason: str) -> None:
-        """Audit a refusal that happened before authorization (e.g. credentials that did not verify)."""
-        self._append_alone(self._record(context, action, resource, Outcome.DENIED, reason=reason))
+    def refuse(
+        self,
+        context: Context,
+        action: str,
+        resource: Resource,
+        reason: str,
+        *,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Audit a refusal that is not a policy decision: credentials that did not verify, or a safety check
+        that failed after authorization (a model whose signature no longer verifies)."""
+        self._append_alone(
+            self._record(context, action, resource, Outcome.DENIED, reason=reason, details=details)
+        )
 
     def _decide(self, context: Context, action: str, resource: Resource) -> Decision:
         try:

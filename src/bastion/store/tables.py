@@ -316,3 +316,84 @@ class RevokedToken(Base):
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ModelRow(Base):
+    """A registered model: a name, its owner and classification, and optionally its own approval gate."""
+
+    __tablename__ = "models"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    classification: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ModelGate(Base):
+    """An approval gate: for one model, or ``*`` for every model without its own."""
+
+    __tablename__ = "model_gates"
+
+    scope: Mapped[str] = mapped_column(String(128), primary_key=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ModelVersionRow(Base):
+    """One artifact of a model. Its bytes live encrypted under a key of their own (``key_name``) in the
+    models directory; the scan report, OMS signature, provenance and gate result are kept with it."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (Index("ix_model_versions_model_version", "model_name", "version", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128), ForeignKey("models.name"))
+    version: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[str] = mapped_column(String(16))  # internal | third-party
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(32))
+    scan_verdict: Mapped[str] = mapped_column(String(16))
+    scan_report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    scan_accepted_by: Mapped[str | None] = mapped_column(String(255), nullable=True)  # policy ids, if any
+    key_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    signature: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    signing_key_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    gate_result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    source: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # third-party: url, licence
+    vetted_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    shredded_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ModelStageEvent(Base):
+    """The stage history of a version, kept for ever."""
+
+    __tablename__ = "model_stage_events"
+
+    id: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=True)
+    version_id: Mapped[str] = mapped_column(String(64), ForeignKey("model_versions.id"), index=True)
+    from_stage: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_stage: Mapped[str] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class ModelApproval(Base):
+    """A reviewer's approval of a version (never its author's: policy and service both refuse that)."""
+
+    __tablename__ = "model_approvals"
+
+    version_id: Mapped[str] = mapped_column(String(64), ForeignKey("model_versions.id"), primary_key=True)
+    approver_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    comment: Mapped[str] = mapped_column(Text, default="")
