@@ -1,0 +1,1 @@
+"""Data protection: PII discovery (``pii``), and (next) datasets, secure ingestion and transforms."""
