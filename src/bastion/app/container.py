@@ -29,10 +29,10 @@ from bastion.keys.local import LocalBackend, MasterKeySource
 from bastion.keys.manager import KeyManager
 from bastion.keys.pkcs11_backend import Pkcs11Backend
 from bastion.keys.secrets_store import SecretsStore
+from bastion.keys.vault import ObjectVault
 from bastion.models.intake import ModelIntake
 from bastion.models.loader import ModelLoader
 from bastion.models.registry import ModelRegistry
-from bastion.models.vault import ModelVault
 from bastion.policy import CedarAuthorizer, PolicySource, RoleDirectory
 from bastion.policy.admin import PolicyAdmin
 from bastion.policy.defaults import MODEL_ARCHIVE_KEY, MODEL_SIGNING_KEY
@@ -113,7 +113,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
     tokens = TokenService(uow, keys, clock, settings.effective_public_url, system_context("token-signing"))
     witness = FileWitness(settings.effective_witness_path)
     registry_context = system_context("model-registry")
-    vault = ModelVault(keys, settings.models_dir, registry_context, MODEL_ARCHIVE_KEY)
+    vault = ObjectVault(keys, settings.models_dir, registry_context, "models", MODEL_ARCHIVE_KEY)
     loader = ModelLoader(uow, database, vault, keys, registry_context, MODEL_SIGNING_KEY)
     models = ModelRegistry(uow, database, clock, keys, vault, loader, registry_context, MODEL_SIGNING_KEY)
     return Bastion(

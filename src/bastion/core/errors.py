@@ -85,6 +85,20 @@ class NotFound(BastionError):
     title = "Not found"
 
 
+class PayloadTooLarge(BastionError):
+    code = "request.too_large"
+    status = 413
+    exit_code = ExitCode.INVALID_INPUT
+    title = "Payload too large"
+
+
+class RateLimited(BastionError):
+    code = "rate.limited"
+    status = 429
+    exit_code = ExitCode.UNAVAILABLE
+    title = "Too many requests"
+
+
 class Conflict(BastionError):
     code = "resource.conflict"
     status = 409

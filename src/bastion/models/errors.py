@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bastion.core.errors import BastionError, ExitCode
+from bastion.core.errors import BastionError, ExitCode, PayloadTooLarge
 
 
 class ArtifactRejected(BastionError):
@@ -27,10 +27,8 @@ class ArtifactUnscannable(BastionError):
     )
 
 
-class ArtifactTooLarge(BastionError):
+class ArtifactTooLarge(PayloadTooLarge):
     code = "models.artifact_too_large"
-    status = 413
-    exit_code = ExitCode.INVALID_INPUT
     title = "Artifact too large"
 
 

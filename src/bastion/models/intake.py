@@ -9,12 +9,9 @@ also names the digest it must have (pinned), its source and its licence.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -23,7 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from bastion.core.clock import Clock
 from bastion.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from bastion.core.ids import uuid7
+from bastion.core.staging import Upload, safe_filename
 from bastion.keys.manager import KeyManager
+from bastion.keys.vault import ObjectVault
 from bastion.models.errors import ArtifactRejected, ArtifactTooLarge, ArtifactUnscannable
 from bastion.models.records import (
     QUARANTINED,
@@ -37,7 +36,6 @@ from bastion.models.records import (
 )
 from bastion.models.registry import ModelRegistry
 from bastion.models.signing import build_manifest, sign_statement, statement
-from bastion.models.vault import ModelVault, safe_filename
 from bastion.scanning.report import ScanReport, Verdict
 from bastion.scanning.scanner import scan_path
 from bastion.spine.context import Context, Resource
@@ -65,30 +63,6 @@ class ThirdParty:
             raise InvalidInput("A third-party model needs its licence (1-200 characters).")
 
 
-class Upload:
-    """The bytes of one artifact as they arrive: written 0600 inside a 0700 workspace, hashed, capped."""
-
-    def __init__(self, model: str, path: Path, limit: int) -> None:
-        self.model, self.path, self._limit = model, path, limit
-        self._hasher, self.size = hashlib.sha256(), 0
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        self._file = os.fdopen(fd, "wb")
-
-    def write(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size > self._limit:
-            raise ArtifactTooLarge(f"The artifact is larger than the limit of {self._limit} bytes.")
-        self._hasher.update(chunk)
-        self._file.write(chunk)
-
-    def finish(self) -> str:
-        if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-        return self._hasher.hexdigest()
-
-
 class ModelIntake:
     def __init__(
         self,
@@ -96,7 +70,7 @@ class ModelIntake:
         database: Database,
         clock: Clock,
         keys: KeyManager,
-        vault: ModelVault,
+        vault: ObjectVault,
         registry: ModelRegistry,
         system: Context,
         signing_key: str,
@@ -125,7 +99,7 @@ class ModelIntake:
         if not exists:
             raise NotFound(f"There is no model named {name}; create it first.")
         with self._vault.workspace() as work:
-            upload = Upload(name, work / filename, self._max_bytes)
+            upload = Upload(name, work / filename, self._max_bytes, ArtifactTooLarge)
             try:
                 yield upload
             finally:
@@ -139,7 +113,7 @@ class ModelIntake:
         third_party: ThirdParty | None = None,
         provenance: dict[str, Any] | None = None,
     ) -> VersionInfo:
-        name, path = upload.model, upload.path
+        name, path = upload.owner, upload.path
         sha256 = upload.finish()
         action = "models.import" if third_party else "models.push"
         with self._database.read() as session:
@@ -214,16 +188,16 @@ class ModelIntake:
             details.update(source=third_party.source_url, licence=third_party.licence)
         try:
             with self._uow.act(context, action, target, details=details) as work:
-                model_row(work.session, upload.model)
+                model_row(work.session, upload.owner)
                 latest = work.session.scalar(
                     select(func.max(ModelVersionRow.version)).where(
-                        ModelVersionRow.model_name == upload.model
+                        ModelVersionRow.model_name == upload.owner
                     )
                 )
                 now, by = self._clock.now(), context.principal.id
                 row = ModelVersionRow(
                     id=version_id or f"mv-{uuid7()}",
-                    model_name=upload.model,
+                    model_name=upload.owner,
                     version=(latest or 0) + 1,
                     stage=REGISTERED,
                     origin="third-party" if third_party else "internal",

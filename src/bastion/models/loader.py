@@ -16,10 +16,10 @@ from pathlib import Path
 from bastion.core.errors import VerificationFailed
 from bastion.keys.errors import CryptoError
 from bastion.keys.manager import KeyManager
+from bastion.keys.vault import ObjectVault
 from bastion.models.errors import LoadRefused
 from bastion.models.records import LOADABLE, VersionInfo, resource, version_info, version_row
 from bastion.models.signing import verify_model
-from bastion.models.vault import ModelVault
 from bastion.spine.context import Context, Resource
 from bastion.spine.uow import UnitOfWork
 from bastion.store.database import Database
@@ -37,7 +37,7 @@ class ModelLoader:
         self,
         uow: UnitOfWork,
         database: Database,
-        vault: ModelVault,
+        vault: ObjectVault,
         keys: KeyManager,
         system: Context,
         signing_key: str,

@@ -23,6 +23,7 @@ from bastion.core.errors import Conflict, InvalidInput, NotFound
 from bastion.keys.errors import KeyNotFound
 from bastion.keys.manager import KeyManager
 from bastion.keys.model import KeyAlgorithm, KeyPurpose
+from bastion.keys.vault import ObjectVault
 from bastion.models import gates, provenance
 from bastion.models.errors import GateFailed
 from bastion.models.loader import ModelLoader
@@ -43,7 +44,6 @@ from bastion.models.records import (
     version_row,
 )
 from bastion.models.signing import sign_statement
-from bastion.models.vault import ModelVault
 from bastion.policy.catalog import Classification
 from bastion.spine.context import Context, Resource
 from bastion.spine.uow import UnitOfWork
@@ -60,7 +60,7 @@ class ModelRegistry:
         database: Database,
         clock: Clock,
         keys: KeyManager,
-        vault: ModelVault,
+        vault: ObjectVault,
         loader: ModelLoader,
         system: Context,
         signing_key: str,

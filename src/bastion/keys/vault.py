@@ -1,8 +1,8 @@
-"""Where model bytes live: encrypted at rest, each version under a key of its own, plaintext only in
-owner-only temporary workspaces that are removed when the work is done.
+"""Where stored objects live (model versions, dataset versions): encrypted at rest, each under a key of its
+own, plaintext only in owner-only temporary workspaces that are removed when the work is done.
 
-Each stored version gets its own key in the key manager (``bastion/owned/models/<id>``, owned by the system,
-which a shipped policy lets use only the keys it owns). Destroying that key crypto-shreds the version: any
+Each object gets its own key in the key manager (``bastion/owned/<namespace>/<id>``, owned by the system,
+which a shipped policy lets use only the keys it owns). Destroying that key crypto-shreds the object: any
 copy of the ciphertext — in a backup, on a stolen disk — becomes unreadable. An archive copy, when one is
 kept, is re-encrypted under the archive key first.
 """
@@ -10,7 +10,6 @@ kept, is re-encrypted under the archive key first.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -26,32 +25,23 @@ from bastion.keys.manager import SYSTEM_OWNED_PREFIX, KeyManager
 from bastion.keys.model import KeyPurpose
 from bastion.spine.context import Context
 
-_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 _STALE_S = 24 * 3600
 
 
-def safe_filename(name: str) -> str:
-    """The artifact's file name as stored and signed: one path component, no surprises."""
-    if not _FILENAME.fullmatch(name) or ".." in name:
-        raise InvalidInput(
-            "An artifact file name is 1-128 letters, digits, '.', '_', '+' or '-', starting with a letter or "
-            "digit, without '..'."
-        )
-    return name
-
-
-class ModelVault:
-    def __init__(self, keys: KeyManager, root: Path, system: Context, archive_key: str) -> None:
+class ObjectVault:
+    def __init__(
+        self, keys: KeyManager, root: Path, system: Context, namespace: str, archive_key: str | None = None
+    ) -> None:
         self._keys, self._root, self._system, self._archive_key = keys, root, system, archive_key
+        self._namespace = namespace
         self._blobs, self._archive, self._scratch = root / "blobs", root / "archive", root / "tmp"
 
     def _as_system(self, context: Context) -> Context:
         """Key operations run as the system, under the caller's request id so the audit trail joins up."""
         return replace(self._system, request_id=context.request_id)
 
-    @staticmethod
-    def key_name(version_id: str) -> str:
-        return f"{SYSTEM_OWNED_PREFIX}models/{version_id.removeprefix('mv-')}"
+    def key_name(self, object_id: str) -> str:
+        return f"{SYSTEM_OWNED_PREFIX}{self._namespace}/{object_id}"
 
     @contextmanager
     def workspace(self) -> Iterator[Path]:
@@ -75,33 +65,33 @@ class ModelVault:
             except OSError:
                 continue
 
-    def blob(self, version_id: str) -> Path:
-        return self._blobs / f"{version_id}.bste"
+    def blob(self, object_id: str) -> Path:
+        return self._blobs / f"{object_id}.bste"
 
-    def store(self, context: Context, version_id: str, plaintext: Path) -> str:
+    def store(self, context: Context, object_id: str, plaintext: Path) -> str:
         """Encrypt ``plaintext`` under a new key of its own; returns the key's name."""
         system = self._as_system(context)
-        name = self.key_name(version_id)
+        name = self.key_name(object_id)
         self._keys.create(system, name, KeyPurpose.ENCRYPT)
         self._blobs.mkdir(mode=0o700, parents=True, exist_ok=True)
-        target = self.blob(version_id)
+        target = self.blob(object_id)
         try:
-            encrypt_file(self._keys, system, name, plaintext, target, object_id=version_id)
+            encrypt_file(self._keys, system, name, plaintext, target, object_id=object_id)
             target.chmod(0o600)
         except BaseException:
-            self.shred(context, version_id, name)
+            self.shred(context, object_id, name)
             raise
         return name
 
-    def decrypt_into(self, context: Context, version_id: str, target: Path) -> None:
+    def decrypt_into(self, context: Context, object_id: str, target: Path) -> None:
         """Decrypt a stored version to ``target`` (inside a workspace). Any tampering with the ciphertext
         raises ``CryptoError`` and is audited by the key manager (the envelope header names its key)."""
-        decrypt_file(
-            self._keys, self._as_system(context), self.blob(version_id), target, object_id=version_id
-        )
+        decrypt_file(self._keys, self._as_system(context), self.blob(object_id), target, object_id=object_id)
 
-    def archive(self, context: Context, version_id: str) -> None:
-        """Re-encrypt a version under the archive key before its own key is destroyed."""
+    def archive(self, context: Context, object_id: str) -> None:
+        """Re-encrypt an object under the archive key before its own key is destroyed."""
+        if self._archive_key is None:
+            raise InvalidInput("This store keeps no archive copies.")
         system = self._as_system(context)
         try:
             self._keys.describe(system, self._archive_key)
@@ -110,14 +100,14 @@ class ModelVault:
         self._archive.mkdir(mode=0o700, parents=True, exist_ok=True)
         with self.workspace() as work:
             plain = work / "artifact"
-            self.decrypt_into(context, version_id, plain)
-            target = self._archive / f"{version_id}.bste"
-            encrypt_file(self._keys, system, self._archive_key, plain, target, object_id=version_id)
+            self.decrypt_into(context, object_id, plain)
+            target = self._archive / f"{object_id}.bste"
+            encrypt_file(self._keys, system, self._archive_key, plain, target, object_id=object_id)
             target.chmod(0o600)
 
-    def shred(self, context: Context, version_id: str, key_name: str) -> None:
-        """Destroy the version's key, then remove its ciphertext: what is left anywhere is unreadable."""
+    def shred(self, context: Context, object_id: str, key_name: str) -> None:
+        """Destroy the object's key, then remove its ciphertext: what is left anywhere is unreadable."""
         with suppress(KeyNotFound):  # never created (the store failed before) or already gone
             self._keys.destroy(self._as_system(context), key_name)
         with suppress(FileNotFoundError):
-            os.unlink(self.blob(version_id))
+            os.unlink(self.blob(object_id))
