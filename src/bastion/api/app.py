@@ -10,6 +10,9 @@ from bastion.api import problems
 from bastion.api.middleware import RequestContextMiddleware
 from bastion.api.routes import audit, elevations, health, identity, models, oauth, policies
 from bastion.audit.query import AuditQueries
+from bastion.data.export import DataExport
+from bastion.data.ingest import DataIngest
+from bastion.data.registry import DatasetRegistry
 from bastion.identity import IdentityService
 from bastion.identity.bearer import BearerAuthenticator
 from bastion.identity.elevation import ElevationService
@@ -37,6 +40,9 @@ class ApiServices:
     models: ModelRegistry
     intake: ModelIntake
     loader: ModelLoader
+    datasets: DatasetRegistry
+    data_ingest: DataIngest
+    data_export: DataExport
 
 
 def create_api(services: ApiServices) -> FastAPI:

@@ -13,7 +13,12 @@ from bastion.audit import AuditQueries, AuditTrail, FileWitness, GroupCommitWrit
 from bastion.audit.export import Exporter, build_sink
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.errors import ConfigError
+from bastion.core.ratelimit import TokenBuckets
 from bastion.core.settings import KeyBackendKind, Settings
+from bastion.data.export import DataExport
+from bastion.data.ingest import DataIngest
+from bastion.data.pii import PiiEngine
+from bastion.data.registry import DatasetRegistry
 from bastion.identity import ApiKeyAuthenticator, IdentityService
 from bastion.identity.bearer import BearerAuthenticator
 from bastion.identity.certificates import ClientCertificateIssuer
@@ -65,6 +70,10 @@ class Bastion:
     models: ModelRegistry
     intake: ModelIntake
     loader: ModelLoader
+    pii: PiiEngine
+    datasets: DatasetRegistry
+    data_ingest: DataIngest
+    data_export: DataExport
 
     def api(self) -> FastAPI:
         # Imported here: the CLI builds the system too, and never serves HTTP.
@@ -84,6 +93,9 @@ class Bastion:
                 models=self.models,
                 intake=self.intake,
                 loader=self.loader,
+                datasets=self.datasets,
+                data_ingest=self.data_ingest,
+                data_export=self.data_export,
             )
         )
 
@@ -116,6 +128,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
     vault = ObjectVault(keys, settings.models_dir, registry_context, "models", MODEL_ARCHIVE_KEY)
     loader = ModelLoader(uow, database, vault, keys, registry_context, MODEL_SIGNING_KEY)
     models = ModelRegistry(uow, database, clock, keys, vault, loader, registry_context, MODEL_SIGNING_KEY)
+    data_context = system_context("data-services")
+    pii = PiiEngine()
+    datasets = DatasetRegistry(uow, database, clock, keys, data_context)
+    data_vault = ObjectVault(keys, settings.datasets_dir, data_context, "dataset-versions")
+    uploads = TokenBuckets(settings.data_uploads_per_minute, settings.data_uploads_per_minute, clock)
     return Bastion(
         settings=settings,
         clock=clock,
@@ -156,6 +173,12 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
             settings.model_max_bytes,
         ),
         loader=loader,
+        pii=pii,
+        datasets=datasets,
+        data_ingest=DataIngest(
+            uow, database, clock, data_vault, datasets, pii, uploads, settings.data_max_bytes
+        ),
+        data_export=DataExport(uow, database, data_vault, datasets, pii),
     )
 
 

@@ -158,6 +158,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest model artifact accepted by the registry (bytes); larger uploads are refused.",
     )
+    data_max_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=1,
+        description="Largest data upload accepted (bytes); larger uploads are refused.",
+    )
+    data_uploads_per_minute: int = Field(
+        default=30, ge=1, le=100_000, description="Data uploads each principal may start per minute."
+    )
     db_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
     db_pool_size: int = Field(default=5, ge=1, le=200)
 
@@ -196,6 +204,11 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Encrypted model artifacts (and archive copies of retired ones)."""
         return self.state_dir / "models"
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Encrypted dataset versions."""
+        return self.state_dir / "datasets"
 
     @property
     def keyring_path(self) -> Path:

@@ -22,6 +22,7 @@ RESOURCE_TYPES: dict[str, str] = {
     "policy": "PolicyStore",
     "elevation": "Elevation",
     "model": "Model",  # a registered model; version-level actions name the version in their details
+    "dataset": "Dataset",
 }
 
 # The model registry. ``accept-unscannable`` is a policy hook, held by no role: a custom policy permitting it
@@ -30,6 +31,8 @@ MODEL_ACTIONS = (
     "create", "read", "push", "import", "provenance", "evaluate", "download", "load", "approve", "vet",
     "promote", "quarantine", "retire", "gate", "accept-unscannable",
 )  # fmt: skip
+# Datasets. ``reidentify`` turns a pseudonym back into its value: data stewards only, every use audited.
+DATA_ACTIONS = ("create", "read", "ingest", "export", "schema", "reidentify")
 _KEY_ACTIONS = ("create", "read", "rotate", "disable", "enable", "destroy")
 _KEY_USES = ("encrypt", "decrypt", "rewrap", "sign", "verify", "mac")
 
@@ -63,6 +66,7 @@ ACTIONS: dict[str, str] = {
     "policies.write": "policy",
     "policies.activate": "policy",
     **{f"models.{name}": "model" for name in MODEL_ACTIONS},
+    **{f"data.{name}": "dataset" for name in DATA_ACTIONS},
 }
 
 
@@ -87,6 +91,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "secrets.list",
         "policies.read",
         "models.read",
+        "data.read",
     ),
     "auditor": (
         *_actions("audit", "read", "verify", "prove"),
@@ -96,6 +101,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "policies.read",
         "keys.read",
         "models.read",
+        "data.read",
     ),
     "operator": (
         *_actions("keys", "create", "read", "rotate", "disable", "enable", *_KEY_USES),
@@ -109,10 +115,12 @@ ROLES: dict[str, tuple[str, ...]] = {
         "secrets.list",
         *_actions("models", "create", "read", "push", "import", "provenance", "evaluate", "download", "load"),
         "models.promote",
+        *_actions("data", "read", "ingest", "export"),
     ),
     "data-steward": (
         *_actions("keys", "read", "encrypt", "decrypt", "mac", "rewrap"),
         "secrets.list",
+        *_actions("data", *DATA_ACTIONS),
     ),
     "approver": (
         "identity.elevations.read",
@@ -145,6 +153,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         *_actions("secrets", "list", "delete"),
         *_actions("audit", "read", "verify", "prove", "checkpoint", "export", "prune"),
         *_actions("models", "read", "quarantine", "retire", "gate"),
+        "data.read",
     ),
 }
 

@@ -397,3 +397,67 @@ class ModelApproval(Base):
     approver_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class DatasetRow(Base):
+    """A dataset: its schema (fields with types, classifications, categories; transforms), owner, the
+    purposes it serves, its residency region and retention."""
+
+    __tablename__ = "datasets"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    purposes: Mapped[list[str]] = mapped_column(JSON)
+    region: Mapped[str] = mapped_column(String(32))
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    schema: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DatasetVersionRow(Base):
+    """A content-addressed version (``sha256`` of its canonical rows), stored encrypted under its own key."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (Index("ix_dataset_versions_dataset_version", "dataset_name", "version", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_name: Mapped[str] = mapped_column(String(128), ForeignKey("datasets.name"))
+    version: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    source_format: Mapped[str] = mapped_column(String(16))
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    key_name: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    shredded_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class DatasetQuarantine(Base):
+    """An upload that failed its checks: what it was (digest, size, name) and the report — never its bytes."""
+
+    __tablename__ = "dataset_quarantine"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_name: Mapped[str] = mapped_column(String(128), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(64))
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Pseudonym(Base):
+    """A pseudonym token and its original value, encrypted: the only way back, through an audited lookup."""
+
+    __tablename__ = "pseudonyms"
+
+    dataset_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    field: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value_encrypted: Mapped[str] = mapped_column(Text)

@@ -126,9 +126,27 @@ def _compile(patterns: list[str], flags: list[int]) -> hyperscan.Database:
 
 class PiiEngine:
     def __init__(self, *, ner: NerEngine | bool | None = True) -> None:
-        self._db = _Database.shared()
-        # ``ner=True``: use an installed NER pipeline if there is one; ``False``/``None``: never.
-        self._ner: NerEngine | None = detect_ner() if ner is True else (ner or None)
+        # ``ner=True``: use an installed NER pipeline if there is one (looked for on first use);
+        # ``False``/``None``: never.
+        self._ner_choice = ner
+        self._ner_engine: NerEngine | None = None
+        self._ner_detected = False
+        self._shared: _Database | None = None
+
+    @property
+    def _db(self) -> _Database:
+        """The compiled patterns, built on first use: compiling takes a moment most commands never need."""
+        if self._shared is None:
+            self._shared = _Database.shared()
+        return self._shared
+
+    @property
+    def _ner(self) -> NerEngine | None:
+        if not self._ner_detected:
+            choice = self._ner_choice
+            self._ner_engine = detect_ner() if choice is True else (choice or None)
+            self._ner_detected = True
+        return self._ner_engine
 
     @property
     def ner_status(self) -> str:

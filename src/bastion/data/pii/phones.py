@@ -11,6 +11,7 @@ cost ten times more than this check on the same metadata.
 from __future__ import annotations
 
 import re
+from functools import cache
 
 import phonenumbers
 from phonenumbers import PhoneMetadata
@@ -53,10 +54,15 @@ def _plan(region: str) -> _Plan | None:
 
 
 _NATIONAL_PLANS = {region: _plan(region) for _, group in REGION_GROUPS for region in group}
-_COUNTRY_PLANS: dict[str, list[_Plan]] = {
-    str(code): [plan for region in regions if (plan := _plan(region)) is not None]
-    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items()
-}
+
+
+@cache
+def _country_plans(code: str) -> tuple[_Plan, ...]:
+    """The plans of a country calling code's regions, loaded the first time a number uses that code."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(code), ())
+    return tuple(plan for region in regions if (plan := _plan(region)) is not None)
+
+
 _TRUNK_IN_PARENTHESES = re.compile(r"\(0\)")
 _EXTENSION = re.compile(r"\s?(?:x|ext\.?)\s?\d{1,6}$", re.IGNORECASE)
 _TWO_GROUPS = re.compile(r"\d+ \d+")
@@ -92,7 +98,7 @@ def phone_number(text: str) -> float | None:
 def _international(text: str) -> bool:
     digits = "".join(c for c in _TRUNK_IN_PARENTHESES.sub("", text) if c.isdigit())
     for size in (1, 2, 3):
-        plans = _COUNTRY_PLANS.get(digits[:size])
+        plans = _country_plans(digits[:size]) if digits[:size].isdigit() and digits[:1] != "0" else ()
         if plans:
             national = digits[size:]
             return any(plan.admits(national) or plan.admits(national.removeprefix("0")) for plan in plans)
