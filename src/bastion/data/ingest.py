@@ -38,9 +38,8 @@ from bastion.data.records import DatasetVersionInfo, dataset_info, dataset_row, 
 from bastion.data.registry import DatasetRegistry
 from bastion.data.schema import DatasetSchema
 from bastion.data.sniff import sniff
-from bastion.keys.fields import FieldCipher
 from bastion.keys.vault import ObjectVault
-from bastion.scanning.archives import ZipProblem, contents, read_members
+from bastion.scanning.archives import ENCRYPTED, ZipProblem, contents, read_members
 from bastion.scanning.report import ScanReport, Severity
 from bastion.scanning.streams import Window
 from bastion.spine.context import Context, Resource
@@ -145,35 +144,38 @@ class DataIngest:
         return self._source(self._extract(path), depth + 1)
 
     def _extract(self, path: Path) -> Path:
-        report = ScanReport(path.name)
+        failure: _Rejected | None = None
         with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            window = Window(mapped)
+            # Every view of the map lives in the call's frame; a raised error would keep that frame (and the
+            # views) alive through its traceback, so the map could not close: the error is re-made outside.
             try:
-                members = read_members(window, report, path.name)
-                unsafe = [
-                    f"{f.code}: {f.message}"
-                    for f in report.findings
-                    if f.severity in (Severity.CRITICAL, Severity.HIGH)
-                ]
-                if unsafe:
-                    raise _Rejected("data.archive_unsafe", "the archive is unsafe", unsafe)
-                files = [m for m in members if not m.name.endswith("/")]
-                if len(files) != 1:
-                    raise _Rejected(
-                        "data.archive_contents",
-                        f"an archive must hold exactly one data file, not {len(files)}",
-                    )
-                member = files[0]
-                if member.flags & 0x0041:
-                    raise _Rejected("data.archive_encrypted", "encrypted archive entries cannot be checked")
-                body = contents(window, member, self._max_bytes)
-            except ZipProblem as problem:
+                return self._extract_from(Window(mapped), path)
+            except _Rejected as rejected:
+                failure = _Rejected(rejected.reason, rejected.message, rejected.problems)
+        raise failure
+
+    def _extract_from(self, window: Window, path: Path) -> Path:
+        report = ScanReport(path.name)
+        try:
+            members = read_members(window, report, path.name)
+            high = (Severity.CRITICAL, Severity.HIGH)
+            unsafe = [f"{f.code}: {f.message}" for f in report.findings if f.severity in high]
+            if unsafe:
+                raise _Rejected("data.archive_unsafe", "the archive is unsafe", unsafe)
+            files = [m for m in members if not m.name.endswith("/")]
+            if len(files) != 1:
                 raise _Rejected(
-                    "data.archive_unsafe", f"the archive cannot be read safely: {problem}"
-                ) from None
-            target = path.parent / ("member-" + safe_filename(member.name.rsplit("/", 1)[-1] or "data"))
-            with target.open("wb") as out:
-                out.write(body.view())
+                    "data.archive_contents", f"an archive must hold exactly one data file, not {len(files)}"
+                )
+            member = files[0]
+            if member.flags & ENCRYPTED:
+                raise _Rejected("data.archive_encrypted", "encrypted archive entries cannot be checked")
+            body = contents(window, member, self._max_bytes)
+        except ZipProblem as problem:
+            raise _Rejected("data.archive_unsafe", f"the archive cannot be read safely: {problem}") from None
+        target = path.parent / ("member-" + safe_filename(member.name.rsplit("/", 1)[-1] or "data"))
+        with target.open("wb") as out:
+            out.write(body.view())
         return target
 
     def _reject(
@@ -262,7 +264,12 @@ class DataIngest:
     def _record(
         self, context: Context, target: Resource, name: str, new: _Prepared, tools: transforms.Tools
     ) -> DatasetVersionInfo:
+        # Encrypted before the transaction: the cipher's first use is itself an audited key-manager action.
         cipher = self._registry.cipher(context, name) if tools.pseudonyms else None
+        sealed = {
+            pair: cipher.encrypt(value, context=f"{name}.{pair[0]}#pseudonym")
+            for pair, value in tools.pseudonyms.items()
+        } if cipher else {}  # fmt: skip
         details: dict[str, Any] = {
             "sha256": new.sha256,
             "rows": len(new.rows),
@@ -288,8 +295,7 @@ class DataIngest:
                     created_at=self._clock.now(),
                 )
                 work.session.add(row)
-                if cipher is not None:
-                    self._add_pseudonyms(work.session, name, tools.pseudonyms, cipher)
+                self._add_pseudonyms(work.session, name, sealed)
                 work.details["version"] = row.version
                 work.session.flush()
                 return version_info(row)
@@ -297,12 +303,9 @@ class DataIngest:
             raise Conflict("Another version was stored at the same moment; upload again.") from error
 
     @staticmethod
-    def _add_pseudonyms(
-        session: Session, name: str, pairs: dict[tuple[str, str], str], cipher: FieldCipher
-    ) -> None:
-        for (field, token), value in pairs.items():
+    def _add_pseudonyms(session: Session, name: str, sealed: dict[tuple[str, str], str]) -> None:
+        for (field, token), encrypted in sealed.items():
             if session.get(Pseudonym, (name, field, token)) is None:
-                encrypted = cipher.encrypt(value, context=f"{name}.{field}#pseudonym")
                 session.add(Pseudonym(dataset_name=name, field=field, token=token, value_encrypted=encrypted))
 
     def _existing(self, name: str, sha256: str) -> DatasetVersionInfo | None:

@@ -152,7 +152,7 @@ class DatasetRegistry:
     def reidentify(self, context: Context, name: str, field: str, token: str) -> str:
         """The value behind a pseudonym: for data stewards, each use audited (field and token, never the
         value)."""
-        details = {"field": field, "token": token}
+        details = {"field": field, "pseudonym": token}
         with self._uow.act(context, "data.reidentify", self._resource(name), details=details) as work:
             row = work.session.get(Pseudonym, (name, field, token))
             if row is None:
