@@ -8,10 +8,11 @@ from fastapi import FastAPI
 
 from bastion.api import problems
 from bastion.api.middleware import RequestContextMiddleware
-from bastion.api.routes import audit, elevations, health, identity, models, oauth, policies
+from bastion.api.routes import audit, datasets, elevations, health, identity, models, oauth, policies
 from bastion.audit.query import AuditQueries
 from bastion.data.export import DataExport
 from bastion.data.ingest import DataIngest
+from bastion.data.pii import PiiEngine
 from bastion.data.registry import DatasetRegistry
 from bastion.identity import IdentityService
 from bastion.identity.bearer import BearerAuthenticator
@@ -43,6 +44,7 @@ class ApiServices:
     datasets: DatasetRegistry
     data_ingest: DataIngest
     data_export: DataExport
+    pii: PiiEngine
 
 
 def create_api(services: ApiServices) -> FastAPI:
@@ -64,4 +66,5 @@ def create_api(services: ApiServices) -> FastAPI:
     app.include_router(policies.router)
     app.include_router(elevations.router)
     app.include_router(models.router)
+    app.include_router(datasets.router)
     return app

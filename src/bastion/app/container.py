@@ -96,6 +96,7 @@ class Bastion:
                 datasets=self.datasets,
                 data_ingest=self.data_ingest,
                 data_export=self.data_export,
+                pii=self.pii,
             )
         )
 

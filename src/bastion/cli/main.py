@@ -38,6 +38,7 @@ def full_app() -> typer.Typer:
         audit_cmd,
         backup_cmd,
         config_cmd,
+        data_cmd,
         identity_cmd,
         keys_cmd,
         models_cmd,
@@ -64,6 +65,7 @@ def full_app() -> typer.Typer:
     app.add_typer(policy_cmd.roles, name="roles")
     app.add_typer(policy_cmd.policies, name="policies")
     app.add_typer(models_cmd.app, name="models")
+    app.add_typer(data_cmd.app, name="data")
 
     hint = typer.Argument(help="PATH... [--format text|json|sarif] [--output FILE]")
 

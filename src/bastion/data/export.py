@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +62,10 @@ class DataExport:
             registry,
             pii,
         )
+
+    def workspace(self) -> AbstractContextManager[Path]:
+        """An owner-only directory to export into before streaming the file out (removed afterwards)."""
+        return self._vault.workspace()
 
     def export(
         self, context: Context, name: str, version: int | None, fmt: ExportFormat, target: Path

@@ -4,6 +4,7 @@ pseudonyms — each through the policy engine and the audit log. Ingestion is ``
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from bastion.core.clock import Clock
 from bastion.core.errors import Conflict, InvalidInput, NotFound
+from bastion.data.pii import PiiEngine, RecognizerResult
 from bastion.data.records import (
     DatasetInfo,
     DatasetVersionInfo,
@@ -32,6 +34,7 @@ from bastion.store.tables import DatasetQuarantine, DatasetRow, DatasetVersionRo
 
 _REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _PURPOSE = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
+ANALYZE_MAX_CHARS = 1_000_000
 
 
 def dataset_key(name: str) -> str:
@@ -159,6 +162,19 @@ class DatasetRegistry:
                 raise NotFound(f"No pseudonym {token} in {name}.{field}.")
             encrypted = row.value_encrypted
         return self.cipher(context, name).decrypt(encrypted, context=f"{name}.{field}#pseudonym")
+
+    def analyze(
+        self, context: Context, engine: PiiEngine, text: str, entities: list[str] | None, threshold: float
+    ) -> list[RecognizerResult]:
+        """Run the PII engine on text the caller sends: authorized and audited (counts, never the text)."""
+        if len(text) > ANALYZE_MAX_CHARS:
+            raise InvalidInput(f"Text to analyze is at most {ANALYZE_MAX_CHARS} characters.")
+        with self._uow.act(
+            context, "data.analyze", Resource("dataset", "*"), details={"chars": len(text)}
+        ) as work:
+            results = engine.analyze(text, entities=entities, threshold=threshold)
+            work.details["found"] = dict(Counter(r.entity_type for r in results))
+            return results
 
     def _resource(self, name: str) -> Resource:
         with self._database.read() as session:

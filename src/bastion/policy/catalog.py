@@ -32,7 +32,8 @@ MODEL_ACTIONS = (
     "promote", "quarantine", "retire", "gate", "accept-unscannable",
 )  # fmt: skip
 # Datasets. ``reidentify`` turns a pseudonym back into its value: data stewards only, every use audited.
-DATA_ACTIONS = ("create", "read", "ingest", "export", "schema", "reidentify")
+# ``analyze`` runs the PII engine on text the caller sends (no stored data is read).
+DATA_ACTIONS = ("create", "read", "ingest", "export", "schema", "reidentify", "analyze")
 _KEY_ACTIONS = ("create", "read", "rotate", "disable", "enable", "destroy")
 _KEY_USES = ("encrypt", "decrypt", "rewrap", "sign", "verify", "mac")
 
@@ -115,7 +116,7 @@ ROLES: dict[str, tuple[str, ...]] = {
         "secrets.list",
         *_actions("models", "create", "read", "push", "import", "provenance", "evaluate", "download", "load"),
         "models.promote",
-        *_actions("data", "read", "ingest", "export"),
+        *_actions("data", "read", "ingest", "export", "analyze"),
     ),
     "data-steward": (
         *_actions("keys", "read", "encrypt", "decrypt", "mac", "rewrap"),

@@ -1,0 +1,246 @@
+"""``bastion data ...``: datasets, secure ingestion, purpose-bound export, re-identification, and the PII
+engine, as the local operator. A rejected upload exits 10 after its quarantine report is stored."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bastion.app.container import operator_context
+from bastion.cli.common import ConfigOption, JsonOption, operator_session, settings_from
+from bastion.cli.output import emit_json, emit_rows, out, transfer_progress
+from bastion.core.errors import InvalidInput
+from bastion.data.export import ExportFormat
+from bastion.data.records import DatasetVersionInfo, parse_ref
+
+app = typer.Typer(
+    help="Datasets: schemas, secure ingestion, purpose-bound export, PII.", no_args_is_help=True
+)
+_BLOCK = 1 << 20
+_FORMATS: dict[str, ExportFormat] = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
+Name = Annotated[str, typer.Argument(help="The dataset.")]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InvalidInput(f"{path} is not a readable JSON document: {error}") from None
+
+
+def _version_doc(info: DatasetVersionInfo) -> dict[str, Any]:
+    return {
+        "dataset": info.dataset,
+        "version": info.version,
+        "sha256": info.sha256,
+        "rows": info.rows,
+        "size": info.size,
+        "source": info.report.get("source"),
+        "classification_suggestions": info.report.get("classification_suggestions", []),
+        "created_by": info.created_by,
+        "created_at": info.created_at.isoformat(),
+    }
+
+
+@app.command("create")
+def create(
+    name: Name,
+    schema: Annotated[Path, typer.Option("--schema", exists=True, dir_okay=False, help="The schema (JSON).")],
+    purpose: Annotated[
+        list[str], typer.Option("--purpose", help="A purpose the dataset serves; repeatable.")
+    ],
+    region: Annotated[str, typer.Option("--region", help="Where the data must reside, e.g. eu-west-1.")],
+    retention_days: Annotated[int | None, typer.Option("--retention-days")] = None,
+    description: Annotated[str, typer.Option("--description")] = "",
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Create a dataset with its schema (fields, classifications, categories, transforms)."""
+    with operator_session(settings_from(config)) as bastion:
+        info = bastion.datasets.create(
+            operator_context(),
+            name,
+            _read_json(schema),
+            purposes=purpose,
+            region=region,
+            description=description,
+            retention_days=retention_days,
+        )
+    if json_output:
+        emit_json(
+            {"name": info.name, "classification": info.schema.classification, "purposes": info.purposes}
+        )
+    else:
+        out.print(f"Created dataset {info.name} ({info.schema.classification}, {info.region})")
+
+
+@app.command("list")
+def list_datasets(config: ConfigOption = None, json_output: JsonOption = False) -> None:
+    """Every dataset."""
+    with operator_session(settings_from(config)) as bastion:
+        infos = bastion.datasets.list_datasets(operator_context())
+    rows = [
+        {
+            "name": i.name,
+            "classification": i.schema.classification,
+            "region": i.region,
+            "purposes": ",".join(i.purposes),
+            "owner": i.created_by,
+        }
+        for i in infos
+    ]
+    emit_rows(rows, ("NAME", "CLASSIFICATION", "REGION", "PURPOSES", "OWNER"), json_output)
+
+
+@app.command("show")
+def show(name: Name, config: ConfigOption = None, json_output: JsonOption = False) -> None:
+    """A dataset's schema and versions (with the latest version's classification suggestions)."""
+    with operator_session(settings_from(config)) as bastion:
+        info, versions = bastion.datasets.describe(operator_context(), name)
+    document = {
+        "name": info.name,
+        "classification": info.schema.classification,
+        "purposes": list(info.purposes),
+        "region": info.region,
+        "retention_days": info.retention_days,
+        "schema": info.schema.model_dump(mode="json", exclude_none=True),
+        "versions": [_version_doc(v) for v in versions],
+    }
+    if json_output:
+        emit_json(document)
+        return
+    out.print(f"{info.name}: {info.schema.classification}, {info.region}, for {', '.join(info.purposes)}")
+    for version in versions:
+        digest = version.sha256[:16]
+        out.print(f"  @{version.version}  {version.rows} rows  sha256:{digest}…  by {version.created_by}")
+    if versions:
+        for suggestion in versions[-1].report.get("classification_suggestions", []):
+            flag = "UNDERSTATED" if suggestion["understated"] else "ok"
+            out.print(
+                f"  {flag}: {suggestion['field']} holds {sorted(suggestion['detected'])} -> "
+                f"{suggestion['suggested_classification']} {suggestion['suggested_categories']}"
+            )
+
+
+@app.command("schema")
+def set_schema(
+    name: Name,
+    schema: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The new schema (JSON).")],
+    config: ConfigOption = None,
+) -> None:
+    """Replace a dataset's schema (how a data steward confirms classification suggestions)."""
+    with operator_session(settings_from(config)) as bastion:
+        info = bastion.datasets.set_schema(operator_context(), name, _read_json(schema))
+    out.print(f"Schema of {info.name} updated ({info.schema.classification}).")
+
+
+@app.command("ingest")
+def ingest(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    dataset: Annotated[str, typer.Option("--dataset", help="The dataset this becomes a version of.")],
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Check and store a file (CSV, JSON, JSON Lines, Parquet, or a zip of one) as a new dataset version."""
+    ops = operator_context()
+    with (
+        operator_session(settings_from(config)) as bastion,
+        bastion.data_ingest.receive(ops, dataset, path.name) as upload,
+        transfer_progress("uploading", path) as advance,
+        path.open("rb") as source,
+    ):
+        while block := source.read(_BLOCK):
+            upload.write(block)
+            advance(len(block))
+        info = bastion.data_ingest.accept(ops, upload)
+    if json_output:
+        emit_json(_version_doc(info))
+    else:
+        out.print(f"Stored {info.ref}: {info.rows} rows, sha256:{info.sha256}")
+
+
+@app.command("export")
+def export(
+    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION (default: the latest).")],
+    purpose: Annotated[str, typer.Option("--purpose", help="Why: one of the purposes the dataset serves.")],
+    out_path: Annotated[Path, typer.Option("--out", dir_okay=False, help="The file to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv, jsonl or parquet.")] = "csv",
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Export a version for a declared purpose: fields it does not need dropped, export transforms applied."""
+    if fmt not in _FORMATS:
+        raise InvalidInput("--format is csv, jsonl or parquet.")
+    name, version = parse_ref(ref)
+    with operator_session(settings_from(config)) as bastion:
+        report = bastion.data_export.export(operator_context(purpose), name, version, _FORMATS[fmt], out_path)
+    if json_output:
+        emit_json(
+            {
+                "path": str(out_path),
+                "version": report.version,
+                "rows": report.rows,
+                "dropped": report.dropped,
+                "k_anonymity": report.k_anonymity,
+            }
+        )
+    else:
+        out.print(
+            f"Wrote {report.rows} rows of {name}@{report.version} to {out_path} (dropped: {report.dropped})"
+        )
+
+
+@app.command("quarantine")
+def quarantine(name: Name, config: ConfigOption = None, json_output: JsonOption = False) -> None:
+    """Uploads that were rejected, with their reports."""
+    with operator_session(settings_from(config)) as bastion:
+        entries = bastion.datasets.quarantined(operator_context(), name)
+    if json_output:
+        emit_json(entries)
+    else:
+        rows = [{"at": e["at"], "file": e["filename"], "reason": e["reason"], "by": e["by"]} for e in entries]
+        emit_rows(rows, ("AT", "FILE", "REASON", "BY"), False)
+
+
+@app.command("reidentify")
+def reidentify(
+    name: Name,
+    field: Annotated[str, typer.Option("--field")],
+    token: Annotated[str, typer.Option("--token", help="The pseudonym (ps_...).")],
+    config: ConfigOption = None,
+) -> None:
+    """The value behind a pseudonym (data stewards; audited)."""
+    with operator_session(settings_from(config)) as bastion:
+        value = bastion.datasets.reidentify(operator_context(), name, field, token)
+    out.print(value)
+
+
+@app.command("pii")
+def pii(
+    text: Annotated[
+        str | None, typer.Argument(help="Text to analyse; '-' or none reads standard input.")
+    ] = None,
+    entity: Annotated[
+        list[str] | None, typer.Option("--entity", help="Only these types; repeatable.")
+    ] = None,
+    threshold: Annotated[float, typer.Option("--threshold", min=0, max=1)] = 0.4,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Find PII and secrets in text with Bastion's engine (exit 10 when something is found)."""
+    body = sys.stdin.read() if text is None or text == "-" else text
+    with operator_session(settings_from(config)) as bastion:
+        results = bastion.datasets.analyze(operator_context(), bastion.pii, body, entity, threshold)
+        status = bastion.pii.ner_status
+    if json_output:
+        emit_json({"results": [r.to_dict() for r in results], "ner": status})
+    else:
+        for r in results:
+            out.print(f"{r.entity_type:<18} {r.start:>6}-{r.end:<6} {r.score:.2f}  {body[r.start : r.end]!r}")
+        out.print(f"({len(results)} found; NER {status})")
+    if results:
+        raise typer.Exit(10)
