@@ -119,3 +119,41 @@ def test_pseudonyms_stable_per_key_differ_between_keys_and_reidentify_only_for_s
     events = system.audit.search(operator_context(), AuditFilter(action="data.reidentify")).events
     assert [(e.actor_id, e.outcome) for e in events] == [("user:eli", "denied"), ("user:dana", "allowed")]
     assert all("ann@example.com" not in json.dumps(e.details) for e in events)  # the value is never audited
+
+
+def test_field_encryption_transform_and_classification_suggestions(
+    system: Bastion, people: dict[str, Context], tmp_path: Path
+) -> None:
+    from bastion.data.registry import dataset_key  # noqa: PLC0415
+    from bastion.keys.fields import FieldCipher  # noqa: PLC0415
+
+    schema = {
+        "fields": [
+            {"name": "id", "type": "integer"},
+            {"name": "contact", "type": "string", "classification": "internal"},  # understated: holds emails
+            {"name": "ssn", "type": "string", "classification": "restricted", "categories": ["PII"]},
+        ],
+        "transforms": [{"field": "ssn", "op": "encrypt"}],
+    }
+    system.datasets.create(people["dana"], "hr", schema, purposes=["analytics"], region="eu-west-1")
+    data = "id,contact,ssn\n1,ann@example.com,536-22-1234\n2,bob@example.org,536-22-4321\n"
+    version = ingest(system, people["eli"], "hr", data.encode())
+    suggestions = {s["field"]: s for s in version.report["classification_suggestions"]}
+    suggestion = suggestions["contact"]
+    assert suggestion["understated"] is True and suggestions["ssn"]["understated"] is False
+    assert (
+        suggestion["suggested_categories"] == ["PII"]
+        and suggestion["suggested_classification"] == "confidential"
+    )
+    system.data_export.export(people["eli"], "hr", None, "csv", tmp_path / "hr.csv")
+    ssns = [row["ssn"] for row in rows_of(tmp_path / "hr.csv")]
+    assert all(s.startswith("bf1.") for s in ssns)  # field-level ciphertext, not the number
+    cipher = FieldCipher(system.keys, operator_context(), dataset_key("hr"))
+    assert [cipher.decrypt(s, context="hr.ssn") for s in ssns] == ["536-22-1234", "536-22-4321"]
+    # The steward confirms the suggestion by tightening the schema; new exports see the new classification.
+    schema["fields"][1].update(classification="confidential", categories=["PII"])  # type: ignore[index]
+    assert system.datasets.set_schema(people["dana"], "hr", schema).schema.field("contact").categories == [
+        "PII"
+    ]
+    with pytest.raises(PermissionDenied):
+        system.datasets.set_schema(people["eli"], "hr", schema)
