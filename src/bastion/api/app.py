@@ -8,12 +8,23 @@ from fastapi import FastAPI
 
 from bastion.api import problems
 from bastion.api.middleware import RequestContextMiddleware
-from bastion.api.routes import audit, datasets, elevations, health, identity, models, oauth, policies
+from bastion.api.routes import (
+    audit,
+    datasets,
+    elevations,
+    health,
+    identity,
+    models,
+    oauth,
+    policies,
+    predict,
+)
 from bastion.audit.query import AuditQueries
 from bastion.data.export import DataExport
 from bastion.data.ingest import DataIngest
 from bastion.data.pii import PiiEngine
 from bastion.data.registry import DatasetRegistry
+from bastion.gateway.service import Gateway
 from bastion.identity import IdentityService
 from bastion.identity.bearer import BearerAuthenticator
 from bastion.identity.elevation import ElevationService
@@ -45,6 +56,7 @@ class ApiServices:
     data_ingest: DataIngest
     data_export: DataExport
     pii: PiiEngine
+    gateway: Gateway
 
 
 def create_api(services: ApiServices) -> FastAPI:
@@ -67,4 +79,5 @@ def create_api(services: ApiServices) -> FastAPI:
     app.include_router(elevations.router)
     app.include_router(models.router)
     app.include_router(datasets.router)
+    app.include_router(predict.router)
     return app

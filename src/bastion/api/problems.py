@@ -60,8 +60,8 @@ def problem(
 
 def from_error(request: Request, error: BastionError) -> JSONResponse:
     headers = {"WWW-Authenticate": 'Bearer realm="bastion"'} if error.status == 401 else None
-    if error.status == 503:
-        headers = {"Retry-After": "5"}
+    if error.status in (429, 503):
+        headers = {"Retry-After": str(error.extra.get("retry_after", 5))}
     return problem(
         request,
         status=error.status,

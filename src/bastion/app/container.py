@@ -19,6 +19,9 @@ from bastion.data.export import DataExport
 from bastion.data.ingest import DataIngest
 from bastion.data.pii import PiiEngine
 from bastion.data.registry import DatasetRegistry
+from bastion.gateway.limits import Limiter, LocalLimiter, RedisLimiter
+from bastion.gateway.pool import Limits
+from bastion.gateway.service import Gateway
 from bastion.identity import ApiKeyAuthenticator, IdentityService
 from bastion.identity.bearer import BearerAuthenticator
 from bastion.identity.certificates import ClientCertificateIssuer
@@ -74,6 +77,7 @@ class Bastion:
     datasets: DatasetRegistry
     data_ingest: DataIngest
     data_export: DataExport
+    gateway: Gateway
 
     def api(self) -> FastAPI:
         # Imported here: the CLI builds the system too, and never serves HTTP.
@@ -97,10 +101,12 @@ class Bastion:
                 data_ingest=self.data_ingest,
                 data_export=self.data_export,
                 pii=self.pii,
+                gateway=self.gateway,
             )
         )
 
     def close(self) -> None:
+        self.gateway.close()  # model workers first: they are processes of their own
         self.exporter.close()
         self.writer.close()  # commits whatever is queued before the database goes
         self.database.dispose()
@@ -180,7 +186,24 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
             uow, database, clock, data_vault, datasets, pii, uploads, settings.data_max_bytes
         ),
         data_export=DataExport(uow, database, data_vault, datasets, pii),
+        gateway=Gateway(
+            uow,
+            database,
+            clock,
+            loader,
+            build_limiter(settings),
+            system_context("gateway"),
+            max_body_bytes=settings.gateway_max_body_bytes,
+            max_json_depth=settings.gateway_max_json_depth,
+            worker_limits=Limits(memory_bytes=settings.gateway_worker_memory_mb * 1024 * 1024),
+        ),
     )
+
+
+def build_limiter(settings: Settings) -> Limiter:
+    if settings.gateway_limiter == "redis":
+        return RedisLimiter(settings.redis_url)
+    return LocalLimiter()
 
 
 def build_key_backend(settings: Settings) -> KeyBackend:

@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -166,6 +166,14 @@ class Settings(BaseSettings):
     data_uploads_per_minute: int = Field(
         default=30, ge=1, le=100_000, description="Data uploads each principal may start per minute."
     )
+    gateway_limiter: Literal["local", "redis"] = Field(
+        default="local",
+        description="Where rate limits live: this process (the default) or Redis (exact across replicas).",
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for shared rate limits.")
+    gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024**2)
+    gateway_max_json_depth: int = Field(default=32, ge=3, le=1000)
+    gateway_worker_memory_mb: int = Field(default=2048, ge=64, le=1024 * 1024)
     db_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
     db_pool_size: int = Field(default=5, ge=1, le=200)
 

@@ -29,7 +29,7 @@ RESOURCE_TYPES: dict[str, str] = {
 # lets versions of a format the scanner cannot judge be accepted (per model, if the policy says so).
 MODEL_ACTIONS = (
     "create", "read", "push", "import", "provenance", "evaluate", "download", "load", "approve", "vet",
-    "promote", "quarantine", "retire", "gate", "accept-unscannable",
+    "promote", "quarantine", "retire", "gate", "accept-unscannable", "predict", "serving",
 )  # fmt: skip
 # Datasets. ``reidentify`` turns a pseudonym back into its value: data stewards only, every use audited.
 # ``analyze`` runs the PII engine on text the caller sends (no stored data is read).
@@ -44,6 +44,7 @@ ACTIONS: dict[str, str] = {
     **{f"secrets.{name}": "secret" for name in ("write", "read", "list", "delete")},
     "backup.create": "state",
     "backup.restore": "state",
+    "metrics.read": "state",
     "identity.principals.create": "principal",
     "identity.principals.read": "principal",
     "identity.principals.disable": "principal",
@@ -96,6 +97,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     ),
     "auditor": (
         *_actions("audit", "read", "verify", "prove"),
+        "metrics.read",
         "identity.principals.read",
         "identity.apikeys.read",
         "identity.elevations.read",
@@ -109,15 +111,18 @@ ROLES: dict[str, tuple[str, ...]] = {
         *_actions("secrets", "write", "read", "list"),
         *_actions("audit", "checkpoint", "export", "verify"),
         "backup.create",
-        *_actions("models", "read", "load"),
+        *_actions("models", "read", "load", "predict"),
+        "metrics.read",
     ),
     "ml-engineer": (
         *_actions("keys", "read", "encrypt", "decrypt", "sign", "verify"),
         "secrets.list",
         *_actions("models", "create", "read", "push", "import", "provenance", "evaluate", "download", "load"),
-        "models.promote",
+        *_actions("models", "promote", "predict"),
         *_actions("data", "read", "ingest", "export", "analyze"),
     ),
+    # An application that calls models: predictions, nothing else.
+    "inference-client": ("models.predict",),
     "data-steward": (
         *_actions("keys", "read", "encrypt", "decrypt", "mac", "rewrap"),
         "secrets.list",
@@ -153,8 +158,9 @@ ROLES: dict[str, tuple[str, ...]] = {
         *_actions("keys", *_KEY_ACTIONS),
         *_actions("secrets", "list", "delete"),
         *_actions("audit", "read", "verify", "prove", "checkpoint", "export", "prune"),
-        *_actions("models", "read", "quarantine", "retire", "gate"),
+        *_actions("models", "read", "quarantine", "retire", "gate", "serving"),
         "data.read",
+        "metrics.read",
     ),
 }
 

@@ -90,10 +90,26 @@ class UnitOfWork:
 
     def authorize(
         self, context: Context, action: str, resource: Resource, *, details: dict[str, Any] | None = None
-    ) -> None:
+    ) -> Decision:
         """Ask before costly work (receiving an upload): a refusal is audited and raised; an allow records
-        nothing — the action's own ``act`` records it when it runs."""
-        self._authorize_or_refuse(context, action, resource, details, ())
+        nothing — the action's own ``act`` (or ``record``) records it when it runs."""
+        return self._authorize_or_refuse(context, action, resource, details, ())
+
+    def record(
+        self, context: Context, action: str, resource: Resource, decision: Decision, details: dict[str, Any]
+    ) -> None:
+        """Audit an allowed action that changed no state of ours (a prediction served), after ``authorize``:
+        appended through group commit, durably, before the caller answers."""
+        record = self._record(
+            context,
+            action,
+            resource,
+            Outcome.ALLOWED,
+            reason=decision.reason,
+            policy_ids=decision.policy_ids,
+            details=details,
+        )
+        self._append_alone(record)
 
     def _authorize_or_refuse(
         self,

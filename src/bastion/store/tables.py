@@ -461,3 +461,14 @@ class Pseudonym(Base):
     field: Mapped[str] = mapped_column(String(64), primary_key=True)
     token: Mapped[str] = mapped_column(String(64), primary_key=True)
     value_encrypted: Mapped[str] = mapped_column(Text)
+
+
+class ModelServing(Base):
+    """How a model is served (limits, output protection, failure mode): for one model, or ``*``."""
+
+    __tablename__ = "model_serving"
+
+    scope: Mapped[str] = mapped_column(String(128), primary_key=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

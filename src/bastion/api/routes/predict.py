@@ -1,0 +1,81 @@
+"""Serving over HTTP: ``POST /v1/models/{name}/predict`` (the production version) or a pinned version, the
+model's serving policy, and ``/metrics`` (authenticated). The pipeline itself is ``bastion.gateway``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from bastion.api.deps import RequestContext
+from bastion.gateway.policy import ServingPolicy
+from bastion.gateway.service import Gateway
+from bastion.spine.context import Resource
+
+router = APIRouter(tags=["serving"])
+ModelName = Annotated[str, Path(max_length=128)]
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.services.gateway
+    return gateway
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """At most ``limit`` + 1 bytes of the body: reading stops there, and the pipeline refuses (and audits) an
+    oversize request in its validation stage like any other bad input."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(chunks)[: limit + 1]
+
+
+async def _predict(request: Request, context: Any, name: str, version: int | None) -> dict[str, Any]:
+    gateway = _gateway(request)
+    body = await _body(request, gateway.max_body_bytes)
+    content_type = request.headers.get("content-type")
+    result: dict[str, Any] = await run_in_threadpool(
+        gateway.predict, context, name, version, body, content_type
+    )
+    return result
+
+
+@router.post("/v1/models/{name}/predict")
+async def predict(request: Request, context: RequestContext, name: ModelName) -> dict[str, Any]:
+    """``{"inputs": [[feature, ...], ...]}`` for the model's production version."""
+    return await _predict(request, context, name, None)
+
+
+@router.post("/v1/models/{name}/versions/{version}/predict")
+async def predict_version(
+    request: Request, context: RequestContext, name: ModelName, version: VersionNumber
+) -> dict[str, Any]:
+    """The same, for a pinned version (it must still be loadable)."""
+    return await _predict(request, context, name, version)
+
+
+@router.get("/v1/models/{name}/serving")
+def serving_status(request: Request, context: RequestContext, name: ModelName) -> dict[str, Any]:
+    return _gateway(request).status(context, name)
+
+
+@router.put("/v1/models/{name}/serving", response_model=ServingPolicy)
+def set_serving(
+    request: Request, context: RequestContext, name: ModelName, body: ServingPolicy
+) -> ServingPolicy:
+    return _gateway(request).set_policy(context, name, body)
+
+
+@router.get("/metrics")
+def metrics(request: Request, context: RequestContext) -> Response:
+    """Prometheus metrics of the gateway; reading them is an authorized, audited action."""
+    services = request.app.state.services
+    with services.uow.read(context, "metrics.read", Resource("state", "metrics")):
+        body = _gateway(request).metrics.render()
+    return Response(body, media_type="text/plain; version=0.0.4")

@@ -1,0 +1,36 @@
+"""How a model is served: limits, batch size, output protection, failure mode, logging — a serving policy
+per model (or ``*``), changed only through an audited action."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class OutputPolicy(BaseModel):
+    """Against model extraction: round probabilities, return only the top k, or only the label."""
+
+    model_config = ConfigDict(extra="forbid")
+    round: int | None = Field(default=4, ge=0, le=10)
+    top_k: int | None = Field(default=None, ge=1, le=100)
+    label_only: bool = False
+    blocked_labels: list[str] = Field(default_factory=list, max_length=100)  # refused with a reason code
+
+
+class ServingPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    principal_rps: float = Field(default=20, gt=0, le=100_000)  # per principal on this model
+    principal_burst: int = Field(default=40, ge=1, le=1_000_000)
+    model_rps: float = Field(default=500, gt=0, le=1_000_000)  # all principals together
+    model_burst: int = Field(default=1000, ge=1, le=10_000_000)
+    daily_units: int = Field(default=1_000_000, ge=1)  # rows per principal per day
+    max_batch: int = Field(default=64, ge=1, le=10_000)
+    workers: int = Field(default=1, ge=1, le=16)
+    timeout_s: float = Field(default=5, gt=0, le=120)
+    output: OutputPolicy = Field(default_factory=OutputPolicy)
+    # If the shared limiter is unreachable: refuse (default), or serve and audit each request (low risk only).
+    fail_open: bool = False
+    log_inputs: bool = False  # raw inputs in the audit event (default: their SHA-256 only)
+    high_risk: bool = False  # keep a decision trace: inputs, version, outputs, per-feature contributions
+
+
+DEFAULT_POLICY = ServingPolicy()

@@ -1,0 +1,255 @@
+"""The prediction pipeline. Every request passes every stage, in this order, and each stage is one call:
+
+    authentication (the API's dependency) -> authorization (Cedar ``models.predict`` on the model, with the
+    request's context) -> rate limits and quota -> input validation -> invocation in an isolated worker ->
+    output protection -> telemetry (one audit event, metrics)
+
+A refusal at any stage is audited with its reason and counted; nothing reaches a model unchecked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from bastion.core.cache import TtlCache
+from bastion.core.clock import Clock
+from bastion.core.errors import BastionError, InvalidInput, RateLimited, Unavailable
+from bastion.gateway.limits import Bucket, Limiter, LimiterUnavailable
+from bastion.gateway.metrics import GatewayMetrics
+from bastion.gateway.output import protect
+from bastion.gateway.policy import DEFAULT_POLICY, ServingPolicy
+from bastion.gateway.pool import Limits, Worker, WorkerPool
+from bastion.gateway.validation import input_schema, parse_body, validate
+from bastion.models.errors import LoadRefused
+from bastion.models.loader import ModelLoader
+from bastion.models.records import LOADABLE, check_model_name, resource, version_row
+from bastion.spine.context import Context, Resource
+from bastion.spine.uow import UnitOfWork
+from bastion.store.database import Database
+from bastion.store.tables import ModelServing
+
+ACTION = "models.predict"
+GLOBAL = "*"
+_FLAVORS = {"pickle": "sklearn", "joblib": "sklearn"}
+
+
+class LimiterDown(Unavailable):
+    code = "limiter.unavailable"
+    title = "Rate limiter unavailable"
+
+
+class FlavorUnsupported(BastionError):
+    code = "model.flavor_unsupported"
+    status = 422
+    title = "Model format not servable"
+
+
+class Gateway:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        database: Database,
+        clock: Clock,
+        loader: ModelLoader,
+        limiter: Limiter,
+        system: Context,
+        *,
+        max_body_bytes: int,
+        max_json_depth: int,
+        worker_limits: Limits,
+    ) -> None:
+        self._uow, self._database, self._clock, self._loader = uow, database, clock, loader
+        self._limiter, self._system, self._limits = limiter, system, worker_limits
+        self._max_body, self._max_depth = max_body_bytes, max_json_depth
+        self.metrics = GatewayMetrics()
+        self._pools: dict[str, WorkerPool] = {}
+        self._pool_lock = threading.Lock()
+        # Policy and the production version are re-read every 2 s: changes reach every replica that fast.
+        self._models: TtlCache[str, tuple[Resource, ServingPolicy]] = TtlCache(timedelta(seconds=2), 1024)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self._max_body
+
+    # -- serving policies ---------------------------------------------------------------------------
+    def set_policy(self, context: Context, scope: str, policy: ServingPolicy) -> ServingPolicy:
+        if scope != GLOBAL:
+            check_model_name(scope)
+        document = policy.model_dump(mode="json")
+        target = Resource("model", scope) if scope == GLOBAL else self._resource(scope)
+        with self._uow.act(context, "models.serving", target, details={"policy": document}) as work:
+            row = work.session.get(ModelServing, scope)
+            if row is None:
+                row = ModelServing(scope=scope)
+                work.session.add(row)
+            row.policy, row.updated_by, row.updated_at = document, context.principal.id, self._clock.now()
+        return policy
+
+    def _policy(self, name: str) -> ServingPolicy:
+        with self._database.read() as session:
+            for scope in (name, GLOBAL):
+                row = session.get(ModelServing, scope)
+                if row is not None:
+                    return ServingPolicy.model_validate(row.policy)
+        return DEFAULT_POLICY
+
+    def _resource(self, name: str) -> Resource:
+        with self._database.read() as session:
+            return resource(session, name)
+
+    # -- the pipeline -------------------------------------------------------------------------------
+    def predict(
+        self, context: Context, name: str, version: int | None, body: bytes, content_type: str | None
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        target, policy = self._models.get_or_load(
+            name, self._clock.now(), lambda: (self._resource(name), self._policy(name))
+        )
+        decision = self._uow.authorize(context, ACTION, target, details={"version": version})
+        stage = "rate_limit"
+        try:
+            principal = context.principal.id
+            self._spend(context, name, policy, [
+                Bucket(f"m:{name}", policy.model_rps, policy.model_burst),
+                Bucket(f"pm:{principal}:{name}", policy.principal_rps, policy.principal_burst),
+            ])  # fmt: skip
+            stage = "model"
+            pool, number = self._pool(name, version, policy)
+            stage = "input"
+            document = parse_body(body, content_type, self._max_body, self._max_depth)
+            validate(document, input_schema(pool.description, policy.max_batch))
+            inputs = document["inputs"]
+            stage = "quota"
+            daily = policy.daily_units / 86400
+            quota = Bucket(f"day:{principal}:{name}", daily, policy.daily_units, len(inputs))
+            self._spend(context, name, policy, [quota])
+            stage = "invoke"
+            proba = bool(document.get("return_probabilities", True))
+            request = {"op": "predict", "inputs": inputs, "proba": proba, "contributions": policy.high_risk}
+            raw = pool.call(request, policy.timeout_s)
+            if not raw.get("ok"):
+                raise InvalidInput(f"The model could not score these inputs ({raw.get('error', 'error')}).")
+            stage = "output"
+            outputs = protect(raw, pool.description.get("classes"), policy.output)
+        except BastionError as error:
+            self._refused(context, target, name, version, stage, error)
+            raise
+        latency = time.perf_counter() - started
+        details: dict[str, Any] = {
+            "version": number,
+            "input_sha256": hashlib.sha256(body).hexdigest(),
+            "batch": len(inputs),
+            "labels": _summary([row["label"] for row in outputs]),
+            "latency_ms": round(latency * 1000, 3),
+        }
+        if policy.log_inputs:
+            details["inputs"] = inputs
+        if policy.high_risk:
+            details["trace"] = {
+                "inputs": inputs,
+                "outputs": outputs,
+                "contributions": raw.get("contributions"),
+            }
+        self._uow.record(context, ACTION, target, decision, details)
+        self.metrics.requests.labels(name, context.principal.id, "allowed").inc()
+        self.metrics.latency.labels(name).observe(latency)
+        return {"model": name, "version": number, "outputs": outputs}
+
+    def _spend(self, context: Context, name: str, policy: ServingPolicy, buckets: list[Bucket]) -> None:
+        try:
+            wait = self._limiter.take(buckets)
+        except LimiterUnavailable:
+            if not policy.fail_open:
+                raise LimiterDown("The rate limiter cannot be reached; the request is refused.") from None
+            reason = "served without a rate limit (fail-open)"
+            self._uow.alert(context, ACTION, Resource("model", name), reason, {"limiter": self._limiter.name})
+            return
+        if wait > 0:
+            raise RateLimited(
+                f"Rate limit reached; retry in {wait:.2f} s.", retry_after=max(1, round(wait + 0.5))
+            )
+
+    def _refused(
+        self,
+        context: Context,
+        target: Resource,
+        name: str,
+        version: int | None,
+        stage: str,
+        error: BastionError,
+    ) -> None:
+        details = {"version": version, "stage": stage, "code": error.code}
+        self._uow.refuse(context, ACTION, target, f"{stage}: {error.code}", details=details)
+        self.metrics.requests.labels(name, context.principal.id, "refused").inc()
+        self.metrics.rejections.labels(name, error.code).inc()
+
+    # -- workers ------------------------------------------------------------------------------------
+    def _pool(self, name: str, version: int | None, policy: ServingPolicy) -> tuple[WorkerPool, int]:
+        with self._database.read() as session:
+            row = version_row(session, name, version)
+            version_id, number, stage, fmt = row.id, row.version, row.stage, row.format
+        if stage not in LOADABLE:
+            self._close(version_id)
+            raise LoadRefused(f"Model {name}@{number} is {stage} and is not served.")
+        with self._pool_lock:
+            pool = self._pools.get(version_id)
+            if pool is None:
+                flavor = _FLAVORS.get(fmt)
+                if flavor is None:
+                    raise FlavorUnsupported(f"Model {name}@{number} ({fmt}) has no serving flavor yet.")
+                pool = self._start(name, number, version_id, flavor, policy.workers)
+                self._pools[version_id] = pool
+        return pool, number
+
+    def _start(self, name: str, number: int, version_id: str, flavor: str, count: int) -> WorkerPool:
+        def spawn() -> tuple[Worker, dict[str, Any]]:
+            # Every (re)start verifies the version again: signature, scan record, stage, ciphertext.
+            with self._loader.open(self._system, name, number) as loaded:
+                worker = Worker(self._limits)
+                reply = worker.call({"op": "load", "path": str(loaded.path), "flavor": flavor}, timeout=120)
+                if not reply.get("ok"):
+                    worker.kill()
+                    raise FlavorUnsupported(f"Model {name}@{number} did not load ({reply.get('error')}).")
+                return worker, reply
+
+        first, description = spawn()
+        pool = WorkerPool(version_id, {**description, "isolation": first.isolation}, lambda: spawn()[0])
+        pool.add(first)
+        for _ in range(count - 1):
+            pool.add(spawn()[0])
+        return pool
+
+    def _close(self, version_id: str) -> None:
+        with self._pool_lock:
+            pool = self._pools.pop(version_id, None)
+        if pool is not None:
+            pool.close()
+
+    def status(self, context: Context, name: str) -> dict[str, Any]:
+        """The model's serving policy and its running workers (isolation each reported)."""
+        with self._uow.read(context, "models.read", self._resource(name)):
+            policy = self._policy(name)
+        with self._pool_lock:
+            pools = dict(self._pools)
+        return {
+            "policy": policy.model_dump(mode="json"),
+            "workers": {
+                vid: {"alive": sum(w.alive for w in pool.all), **pool.description}
+                for vid, pool in pools.items()
+            },
+        }
+
+    def close(self) -> None:
+        for version_id in list(self._pools):
+            self._close(version_id)
+
+
+def _summary(labels: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[str(label)] = counts.get(str(label), 0) + 1
+    return counts

@@ -1,0 +1,90 @@
+"""Input checks before a model sees anything: body size, JSON nesting depth, and the version's input schema
+(JSON Schema, derived from the model: feature count, numeric features, batch size) — every failure a
+problem document with the reason, never a model error."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from bastion.core.errors import BastionError, ExitCode, PayloadTooLarge
+
+
+class InvalidPrediction(BastionError):
+    code = "predict.invalid_input"
+    status = 422
+    exit_code = ExitCode.INVALID_INPUT
+    title = "Invalid prediction input"
+
+
+class UnsupportedMediaType(BastionError):
+    code = "predict.unsupported_media_type"
+    status = 415
+    exit_code = ExitCode.INVALID_INPUT
+    title = "Unsupported media type"
+
+
+def input_schema(description: dict[str, Any], max_batch: int) -> dict[str, Any]:
+    """The JSON Schema of a prediction request for a model that takes ``features`` numbers per row."""
+    row: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
+    if description.get("features"):
+        row.update(minItems=description["features"], maxItems=description["features"])
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {
+            "inputs": {"type": "array", "minItems": 1, "maxItems": max_batch, "items": row},
+            "return_probabilities": {"type": "boolean"},
+        },
+        "required": ["inputs"],
+        "additionalProperties": False,
+    }
+
+
+def parse_body(body: bytes, content_type: str | None, max_bytes: int, max_depth: int) -> Any:
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")
+    if (content_type or "").split(";")[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType("Send the inputs as application/json.")
+    depth = _depth(body)
+    if depth > max_depth:
+        raise InvalidPrediction(f"The JSON is nested {depth} levels deep; at most {max_depth} are accepted.")
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise InvalidPrediction(f"The body is not valid JSON: {error}") from None
+
+
+def _depth(body: bytes) -> int:
+    """Nesting depth counted on the bytes, before parsing (a deep document is refused without building it)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def validate(document: Any, schema: dict[str, Any]) -> None:
+    errors = sorted(Draft202012Validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path))
+    if errors:
+        problems = [
+            f"{'/'.join(str(p) for p in e.absolute_path) or '(body)'}: {e.message}"[:300] for e in errors[:10]
+        ]
+        raise InvalidPrediction(
+            "The inputs do not match the model's input schema.", problems=problems, schema=schema
+        )

@@ -1,0 +1,138 @@
+"""The serving pipeline end to end over HTTP with a real model in isolated worker processes: the answer,
+and every rejection path — 401, 403, 413, 415, 422, 429, 503 (worker crash; limiter down), blocked output —
+each with its audit event."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.testclient import TestClient
+
+from bastion.app import Bastion
+from bastion.app.container import operator_context
+from bastion.audit import AuditFilter
+from bastion.gateway.limits import RedisLimiter
+from bastion.gateway.policy import OutputPolicy, ServingPolicy
+from tests.gateway.conftest import auth
+from tests.models.conftest import person
+
+
+def predict(
+    client: TestClient, token: str | None, body: object, **headers: str
+) -> tuple[int, dict[str, object]]:
+    sent = {"content-type": "application/json", **headers, **(auth(token) if token else {})}
+    response = client.post("/v1/models/cancer/predict", content=json.dumps(body), headers=sent)
+    return response.status_code, response.json() | {"_headers": dict(response.headers)}
+
+
+def events(system: Bastion, outcome: str | None = None) -> list[object]:
+    found = system.audit.search(operator_context(), AuditFilter(action="models.predict")).events
+    return [e for e in found if outcome is None or e.outcome == outcome]
+
+
+def test_prediction_is_served_protected_and_audited(
+    gateway_client: TestClient, system: Bastion, served: dict[str, str], samples: list[list[float]]
+) -> None:
+    status, body = predict(gateway_client, served["app"], {"inputs": samples})
+    assert status == 200, body
+    assert body["version"] == 1 and [row["label"] for row in body["outputs"]] == [0, 0, 0]  # type: ignore[index]
+    probabilities = body["outputs"][0]["probabilities"]  # type: ignore[index]
+    assert set(probabilities) == {"0", "1"} and all(
+        len(str(p).split(".")[-1]) <= 4 for p in probabilities.values()
+    )
+    [event] = events(system, "allowed")
+    assert event.details["batch"] == 3 and len(event.details["input_sha256"]) == 64  # type: ignore[attr-defined]
+    assert "inputs" not in event.details  # type: ignore[attr-defined]  # raw inputs only if the policy asks
+    metrics = gateway_client.get("/metrics", headers=auth(served["sam"]))
+    assert metrics.status_code == 200 and 'bastion_predict_requests_total{model="cancer"' in metrics.text
+    assert gateway_client.get("/metrics", headers=auth(served["app"])).status_code == 403
+    status_doc = gateway_client.get("/v1/models/cancer/serving", headers=auth(served["sam"])).json()
+    [worker] = status_doc["workers"].values()
+    assert worker["features"] == 30 and worker["alive"] == 1
+    assert worker["isolation"]["network"].startswith("isolated") or worker["isolation"]["network"] == "none"
+
+
+def test_every_rejection_path(
+    gateway_client: TestClient, system: Bastion, served: dict[str, str], samples: list[list[float]]
+) -> None:
+    assert predict(gateway_client, None, {"inputs": samples})[0] == 401
+    assert predict(gateway_client, served["vic"], {"inputs": samples})[0] == 403
+    big = {"inputs": samples * 2000}
+    status, body = predict(gateway_client, served["app"], big)
+    assert status == 413 and body["code"] == "request.too_large"
+    response = gateway_client.post(
+        "/v1/models/cancer/predict",
+        content=b"inputs=1",
+        headers={**auth(served["app"]), "content-type": "text/plain"},
+    )
+    assert response.status_code == 415
+    status, body = predict(gateway_client, served["app"], {"inputs": [samples[0][:5]]})
+    assert status == 422 and body["code"] == "predict.invalid_input" and body["problems"]
+    status, body = predict(gateway_client, served["app"], {"inputs": [["a"] * 30]})
+    assert status == 422
+    deep = {"inputs": samples, "x": json.loads("[" * 40 + "]" * 40)}
+    assert predict(gateway_client, served["app"], deep)[0] == 422
+    refused = events(system, "denied")
+    reasons = {e.reason for e in refused}  # type: ignore[attr-defined]
+    assert any("request.too_large" in r for r in reasons) and any(
+        "predict.invalid_input" in r for r in reasons
+    )
+    assert any("predict.unsupported_media_type" in r for r in reasons)
+
+
+def test_rate_limit_429_with_retry_after(
+    gateway_client: TestClient, system: Bastion, served: dict[str, str], samples: list[list[float]]
+) -> None:
+    system.gateway.set_policy(person("sam"), "cancer", ServingPolicy(principal_rps=0.01, principal_burst=2))
+    system.gateway._models._entries.clear()
+    codes = [predict(gateway_client, served["app"], {"inputs": samples[:1]})[0] for _ in range(3)]
+    assert codes == [200, 200, 429]
+    status, body = predict(gateway_client, served["app"], {"inputs": samples[:1]})
+    assert status == 429 and int(body["_headers"]["retry-after"]) >= 1  # type: ignore[index]
+    assert any("rate.limited" in e.reason for e in events(system, "denied"))  # type: ignore[attr-defined]
+
+
+def test_worker_crash_is_a_503_and_a_new_worker(
+    gateway_client: TestClient, system: Bastion, served: dict[str, str], samples: list[list[float]]
+) -> None:
+    assert predict(gateway_client, served["app"], {"inputs": samples[:1]})[0] == 200
+    [pool] = system.gateway._pools.values()
+    [worker] = pool.all
+    worker.process.kill()  # the model process dies (an out-of-memory kill, a segfault in native code)
+    worker.process.wait()
+    status, body = predict(gateway_client, served["app"], {"inputs": samples[:1]})
+    assert status == 503 and body["code"] == "model.worker_failed"
+    for _ in range(100):  # the replacement starts in the background (and verifies the model again)
+        if pool.all and pool.all[0].alive:
+            break
+        __import__("time").sleep(0.1)
+    assert predict(gateway_client, served["app"], {"inputs": samples[:1]})[0] == 200
+    assert any("model.worker_failed" in e.reason for e in events(system, "denied"))  # type: ignore[attr-defined]
+
+
+def test_limiter_down_fails_closed_unless_the_policy_says_open(
+    gateway_client: TestClient, system: Bastion, served: dict[str, str], samples: list[list[float]]
+) -> None:
+    system.gateway._limiter = RedisLimiter("redis://127.0.0.1:1/0", timeout_s=0.1)  # nothing listens there
+    status, body = predict(gateway_client, served["app"], {"inputs": samples[:1]})
+    assert status == 503 and body["code"] == "limiter.unavailable"
+    system.gateway.set_policy(person("sam"), "cancer", ServingPolicy(fail_open=True))
+    system.gateway._models._entries.clear()
+    assert predict(gateway_client, served["app"], {"inputs": samples[:1]})[0] == 200
+    alerts = [e for e in events(system) if e.details.get("severity") == "critical"]  # type: ignore[attr-defined]
+    assert alerts and "fail-open" in alerts[0].reason  # type: ignore[attr-defined]
+
+
+def test_blocked_output_and_label_only(
+    gateway_client: TestClient, system: Bastion, served: dict[str, str], samples: list[list[float]]
+) -> None:
+    sam = person("sam")
+    system.gateway.set_policy(sam, "cancer", ServingPolicy(output=OutputPolicy(label_only=True)))
+    system.gateway._models._entries.clear()
+    status, body = predict(gateway_client, served["app"], {"inputs": samples[:1]})
+    assert status == 200 and body["outputs"] == [{"label": 0}]
+    system.gateway.set_policy(sam, "cancer", ServingPolicy(output=OutputPolicy(blocked_labels=["0"])))
+    system.gateway._models._entries.clear()
+    status, body = predict(gateway_client, served["app"], {"inputs": samples[:1]})
+    assert status == 422 and body["code"] == "predict.output_blocked" and body["reason"] == "label.blocked"
+    assert any("predict.output_blocked" in e.reason for e in events(system, "denied"))  # type: ignore[attr-defined]
