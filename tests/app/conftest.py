@@ -15,4 +15,5 @@ def env(tmp_path: Path, database_url: str) -> dict[str, str]:
         "BASTION_STATE_DIR": str(tmp_path / "state"),
         "BASTION_DATABASE_URL": database_url,
         "BASTION_LOG_FORMAT": "json",
+        "BASTION_DEMO": "false",  # the demo has a test of its own: test_up.test_fresh_up_serves_the_demo
     }

@@ -3,6 +3,7 @@ talks to it, and Ctrl-C shuts it down cleanly. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import signal
 import socket
@@ -228,3 +229,24 @@ def test_client_credentials_from_a_running_server_verify_with_an_independent_lib
     )
     assert claims["sub"] == "service:etl"
     assert claims["exp"] - claims["iat"] <= 900
+
+
+def test_fresh_up_serves_the_demo(env: dict[str, str], tmp_path: Path) -> None:
+    """The Done-when of the gateway: on a fresh state, the printed prediction curl returns a prediction."""
+    running = start(["--port", str(free_port())], {**env, "BASTION_DEMO": "true"}, tmp_path)
+    try:
+        [line] = [line for line in running.output if line.startswith("Predict: ")]
+        result = subprocess.run(
+            [*shlex.split(line[len("Predict: ") :]), "--silent", "--show-error", "--fail"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        answer = json.loads(result.stdout)
+        assert answer["model"] == "breast-cancer" and answer["outputs"][0]["label"] in (0, 1)
+    finally:
+        assert stop(running)[0] == 0
+    again = start(["--port", str(free_port())], {**env, "BASTION_DEMO": "true"}, tmp_path)
+    try:
+        assert not [line for line in again.output if line.startswith("Predict: ")]  # only on a fresh state
+    finally:
+        stop(again)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from bastion.app import init_state, plan_serving, serve
-from bastion.cli.common import ConfigOption, JsonOption, settings_from
+from bastion.cli.common import ConfigOption, JsonOption, operator_session, settings_from
 from bastion.cli.output import emit_json, err, out
 
 HostOption = Annotated[
@@ -56,9 +56,23 @@ def up(
     settings = settings_from(config, host=host, port=port, unsafe_http=unsafe_http)
     init_state(settings)
     target = plan_serving(settings)
+    predict_curl = None
+    if settings.demo:
+        from bastion.app import demo  # noqa: PLC0415 - scikit-learn is imported only when a demo is made
+
+        with operator_session(settings) as bastion:
+            if demo.needed(bastion):
+                err.print("Setting up the demo model (train, scan, sign, provenance, gate, approvals)...")
+                made = demo.set_up(bastion)
+                predict_curl = made.curl(target.url, target.tls.ca_cert if target.tls else None)
     if json:
         emit_json(
-            {"url": target.url, "ca_cert": target.tls.ca_cert if target.tls else None, "curl": target.curl}
+            {
+                "url": target.url,
+                "ca_cert": target.tls.ca_cert if target.tls else None,
+                "curl": target.curl,
+                "predict": predict_curl,
+            }
         )
     else:
         out.print(f"Bastion is starting at {target.url}")
@@ -66,5 +80,8 @@ def up(
             out.print(f"CA certificate: {target.tls.ca_cert}")
         else:
             err.print("[bold yellow]warning[/]: plain HTTP (--unsafe-http); traffic is not encrypted.")
+        if predict_curl:
+            out.print("Demo model breast-cancer is in production; its client's API key is shown this once:")
+            out.print(f"Predict: {predict_curl}")
         out.print(f"Try: {target.curl}")
     serve(settings, target)

@@ -166,6 +166,10 @@ class Settings(BaseSettings):
     data_uploads_per_minute: int = Field(
         default=30, ge=1, le=100_000, description="Data uploads each principal may start per minute."
     )
+    demo: bool = Field(
+        default=True,
+        description="On a fresh state `bastion up` puts a demo classifier in production and prints a curl.",
+    )
     gateway_limiter: Literal["local", "redis"] = Field(
         default="local",
         description="Where rate limits live: this process (the default) or Redis (exact across replicas).",
