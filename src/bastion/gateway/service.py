@@ -23,7 +23,7 @@ from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.output import protect
 from bastion.gateway.policy import DEFAULT_POLICY, ServingPolicy
 from bastion.gateway.pool import Limits, Worker, WorkerPool
-from bastion.gateway.validation import input_schema, parse_body, validate
+from bastion.gateway.validation import parse_body, validate
 from bastion.models.errors import LoadRefused
 from bastion.models.loader import ModelLoader
 from bastion.models.records import LOADABLE, check_model_name, resource, version_row
@@ -70,6 +70,9 @@ class Gateway:
         self._pool_lock = threading.Lock()
         # Policy and the production version are re-read every 2 s: changes reach every replica that fast.
         self._models: TtlCache[str, tuple[Resource, ServingPolicy]] = TtlCache(timedelta(seconds=2), 1024)
+        self._versions: TtlCache[tuple[str, int | None], tuple[str, int, str, str]] = TtlCache(
+            timedelta(seconds=2), 4096
+        )
 
     @property
     def max_body_bytes(self) -> int:
@@ -121,7 +124,7 @@ class Gateway:
             pool, number = self._pool(name, version, policy)
             stage = "input"
             document = parse_body(body, content_type, self._max_body, self._max_depth)
-            validate(document, input_schema(pool.description, policy.max_batch))
+            validate(document, pool.description, policy.max_batch)
             inputs = document["inputs"]
             stage = "quota"
             daily = policy.daily_units / 86400
@@ -189,9 +192,9 @@ class Gateway:
 
     # -- workers ------------------------------------------------------------------------------------
     def _pool(self, name: str, version: int | None, policy: ServingPolicy) -> tuple[WorkerPool, int]:
-        with self._database.read() as session:
-            row = version_row(session, name, version)
-            version_id, number, stage, fmt = row.id, row.version, row.stage, row.format
+        version_id, number, stage, fmt = self._versions.get_or_load(
+            (name, version), self._clock.now(), lambda: self._version(name, version)
+        )
         if stage not in LOADABLE:
             self._close(version_id)
             raise LoadRefused(f"Model {name}@{number} is {stage} and is not served.")
@@ -204,6 +207,11 @@ class Gateway:
                 pool = self._start(name, number, version_id, flavor, policy.workers)
                 self._pools[version_id] = pool
         return pool, number
+
+    def _version(self, name: str, version: int | None) -> tuple[str, int, str, str]:
+        with self._database.read() as session:
+            row = version_row(session, name, version)
+            return row.id, row.version, row.stage, row.format
 
     def _start(self, name: str, number: int, version_id: str, flavor: str, count: int) -> WorkerPool:
         def spawn() -> tuple[Worker, dict[str, Any]]:

@@ -1,0 +1,148 @@
+"""Gateway overhead: the same scikit-learn model (breast cancer, logistic regression) served
+(a) by a bare Starlette app calling it in-process, and (b) through Bastion's full pipeline (API key, Cedar,
+rate limit, JSON Schema validation, an isolated worker process, output rounding, audit append, metrics) —
+both under uvicorn over HTTP on loopback, driven by a separate load-generator process (httpx, keep-alive).
+
+Reported: the maximum throughput of each and their ratio; then, at a fixed rate of half the bare server's
+throughput, p50/p99 latency of each and the difference (what the pipeline adds); the same with the Redis
+rate-limit backend. Run: ``.venv/bin/python -m benchmarks.bench_gateway`` (Redis at BASTION_TEST_REDIS_URL or
+127.0.0.1:6379 for the last part).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+SUPPORT = Path(__file__).parent / "support"
+SECONDS = float(os.environ.get("GATEWAY_BENCH_SECONDS", "8"))
+REDIS_URL = os.environ.get("BASTION_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_up(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def load(url: str, token: str, body: str, mode: str, rate: float = 0) -> dict[str, float]:
+    args = [sys.executable, str(SUPPORT / "loadgen.py"), url, token, body, mode, str(SECONDS)]
+    if rate:
+        args.append(str(rate))
+    done = subprocess.run(args, capture_output=True, text=True, check=True, timeout=600)
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
+def bastion_server(state: Path, limiter: str) -> tuple[subprocess.Popen[str], str, str]:
+    """A fresh Bastion with the demo model in production and generous limits; (process, url, token)."""
+    from bastion.app import build, init_state
+    from bastion.app import demo as demo_module
+    from bastion.app.container import operator_context
+    from bastion.core.settings import load_settings
+    from bastion.gateway.policy import ServingPolicy
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("BASTION_")},
+        "BASTION_STATE_DIR": str(state),
+    }
+    env |= {"BASTION_GATEWAY_LIMITER": limiter, "BASTION_REDIS_URL": REDIS_URL, "BASTION_DEMO": "false"}
+    env["BASTION_LOG_LEVEL"] = "warning"
+    settings = load_settings(overrides={"state_dir": state})
+    init_state(settings)
+    system = build(settings)
+    try:
+        made = demo_module.set_up(system)
+        generous = ServingPolicy(principal_rps=1e5, principal_burst=10**6, model_rps=1e5, model_burst=10**6)
+        system.gateway.set_policy(operator_context(), demo_module.MODEL, generous)
+    finally:
+        system.close()
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("bastion")), "up", "--unsafe-http", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_up(url + "/healthz")
+    return process, f"{url}/v1/models/{demo_module.MODEL}/predict", made.token
+
+
+def main() -> None:
+    import joblib
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_breast_cancer()
+    body = json.dumps({"inputs": [list(map(float, data.data[0]))]})
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model = root / "model.joblib"
+        buffer = io.BytesIO()
+        joblib.dump(LogisticRegression(max_iter=5000).fit(data.data, data.target), buffer)
+        model.write_bytes(buffer.getvalue())
+        port = free_port()
+        bare = subprocess.Popen([sys.executable, str(SUPPORT / "bare_server.py"), str(model), str(port)])
+        bare_url = f"http://127.0.0.1:{port}/predict"
+        runs = [("local", root / "state-local")]
+        try:
+            import redis
+
+            redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
+            runs.append(("redis", root / "state-redis"))
+        except Exception:  # noqa: BLE001
+            print("(Redis not reachable: the Redis run is skipped)")
+        with contextlib.suppress(RuntimeError):  # the bare app has no health route: any answer will do
+            wait_up(f"http://127.0.0.1:{port}/")
+        try:
+            load(bare_url, "-", body, "max")  # warm-up
+            bare_max = load(bare_url, "-", body, "max")
+            rate = bare_max["rps"] / 2
+            bare_fixed = load(bare_url, "-", body, "rate", rate)
+            print(f"bare Starlette: {bare_max['rps']:.0f} req/s max; at {rate:.0f} req/s p50 "
+                  f"{bare_fixed['p50_ms']:.2f} ms, p99 {bare_fixed['p99_ms']:.2f} ms")  # fmt: skip
+            for limiter, state in runs:
+                process, url, token = bastion_server(state, limiter)
+                try:
+                    load(url, token, body, "max")  # warm-up (the first request starts the worker)
+                    full_max = load(url, token, body, "max")
+                    full_fixed = load(url, token, body, "rate", rate)
+                finally:
+                    process.terminate()
+                    process.wait(timeout=30)
+                added_p50 = full_fixed["p50_ms"] - bare_fixed["p50_ms"]
+                added_p99 = full_fixed["p99_ms"] - bare_fixed["p99_ms"]
+                print(
+                    f"Bastion ({limiter} limiter): {full_max['rps']:.0f} req/s max "
+                    f"({full_max['rps'] / bare_max['rps']:.0%} of bare; errors {full_max['errors']:.0f}); "
+                    f"at {rate:.0f} req/s p50 {full_fixed['p50_ms']:.2f} ms (+{added_p50:.2f}), "
+                    f"p99 {full_fixed['p99_ms']:.2f} ms (+{added_p99:.2f}); errors {full_fixed['errors']:.0f}"
+                )
+        finally:
+            bare.terminate()
+            bare.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
