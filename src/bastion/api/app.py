@@ -14,6 +14,7 @@ from bastion.api.routes import (
     elevations,
     health,
     identity,
+    llm,
     models,
     oauth,
     policies,
@@ -24,6 +25,7 @@ from bastion.data.export import DataExport
 from bastion.data.ingest import DataIngest
 from bastion.data.pii import PiiEngine
 from bastion.data.registry import DatasetRegistry
+from bastion.gateway.llm import LlmProxy
 from bastion.gateway.service import Gateway
 from bastion.identity import IdentityService
 from bastion.identity.bearer import BearerAuthenticator
@@ -57,6 +59,7 @@ class ApiServices:
     data_export: DataExport
     pii: PiiEngine
     gateway: Gateway
+    llm: LlmProxy
 
 
 def create_api(services: ApiServices) -> FastAPI:
@@ -80,4 +83,5 @@ def create_api(services: ApiServices) -> FastAPI:
     app.include_router(models.router)
     app.include_router(datasets.router)
     app.include_router(predict.router)
+    app.include_router(llm.router)
     return app

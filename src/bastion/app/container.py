@@ -20,6 +20,7 @@ from bastion.data.ingest import DataIngest
 from bastion.data.pii import PiiEngine
 from bastion.data.registry import DatasetRegistry
 from bastion.gateway.limits import Limiter, LocalLimiter, RedisLimiter
+from bastion.gateway.llm import LlmProxy
 from bastion.gateway.pool import Limits
 from bastion.gateway.service import Gateway
 from bastion.identity import ApiKeyAuthenticator, IdentityService
@@ -78,6 +79,7 @@ class Bastion:
     data_ingest: DataIngest
     data_export: DataExport
     gateway: Gateway
+    llm: LlmProxy
 
     def api(self) -> FastAPI:
         # Imported here: the CLI builds the system too, and never serves HTTP.
@@ -102,6 +104,7 @@ class Bastion:
                 data_export=self.data_export,
                 pii=self.pii,
                 gateway=self.gateway,
+                llm=self.llm,
             )
         )
 
@@ -140,6 +143,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
     datasets = DatasetRegistry(uow, database, clock, keys, data_context)
     data_vault = ObjectVault(keys, settings.datasets_dir, data_context, "dataset-versions")
     uploads = TokenBuckets(settings.data_uploads_per_minute, settings.data_uploads_per_minute, clock)
+    limiter = build_limiter(settings)
     return Bastion(
         settings=settings,
         clock=clock,
@@ -191,11 +195,22 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
             database,
             clock,
             loader,
-            build_limiter(settings),
+            limiter,
             system_context("gateway"),
             max_body_bytes=settings.gateway_max_body_bytes,
             max_json_depth=settings.gateway_max_json_depth,
             worker_limits=Limits(memory_bytes=settings.gateway_worker_memory_mb * 1024 * 1024),
+        ),
+        llm=LlmProxy(
+            uow,
+            secrets,
+            limiter,
+            pii,
+            system_context("llm-proxy"),
+            settings.llm_upstreams,
+            principal_rps=settings.llm_principal_rps,
+            daily_tokens=settings.llm_daily_tokens,
+            blocked_output=settings.llm_blocked_output,
         ),
     )
 

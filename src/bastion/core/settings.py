@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from bastion.core.errors import ConfigError
 from bastion.core.identity_settings import MtlsMode, OidcIssuerSettings, check_mtls_principals
+from bastion.core.llm_settings import LlmUpstreamSettings
 from bastion.core.logs import LogFormat
 from bastion.core.sink_settings import SinkSettings
 
@@ -169,6 +170,14 @@ class Settings(BaseSettings):
     demo: bool = Field(
         default=True,
         description="On a fresh state `bastion up` puts a demo classifier in production and prints a curl.",
+    )
+    llm_upstreams: list[LlmUpstreamSettings] = Field(
+        default_factory=list, description="OpenAI-compatible upstreams the LLM proxy forwards to."
+    )
+    llm_principal_rps: float = Field(default=5, gt=0, description="LLM requests per second per principal.")
+    llm_daily_tokens: int = Field(default=1_000_000, ge=1, description="LLM tokens per principal per day.")
+    llm_blocked_output: list[str] = Field(
+        default_factory=list, description="Text that must never reach a client (case-insensitive literals)."
     )
     gateway_limiter: Literal["local", "redis"] = Field(
         default="local",

@@ -24,13 +24,25 @@ from bastion.core.errors import Conflict, InvalidInput, NotFound
 from bastion.keys.errors import CryptoError, KeyNotFound
 from bastion.keys.manager import KeyManager
 from bastion.keys.model import KeyPurpose
-from bastion.spine.context import Context, Resource
+from bastion.spine.context import SYSTEM, Context, Resource
 from bastion.spine.uow import UnitOfWork
 from bastion.store.tables import Secret, SecretVersion
 
 SECRETS_KEY = "bastion/secrets"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 MAX_VALUE_BYTES = 64 * 1024
+
+
+# Upstream credentials (an LLM provider's API key) live under this prefix: their resource names the system as
+# owner, and a shipped policy lets the system read exactly those — so the gateway can inject them into
+# upstream requests without anyone handing it a broader grant.
+SYSTEM_READABLE_PREFIX = "bastion/upstream/"
+
+
+def secret_resource(name: str) -> Resource:
+    if name.startswith(SYSTEM_READABLE_PREFIX):
+        return Resource("secret", name, {"owner": SYSTEM.id})
+    return Resource("secret", name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +77,14 @@ class SecretsStore:
         self._ensure_key(context)
         # The data key comes first, in its own audited action: SQLite admits one writer at a time, so key
         # use must not nest inside this action's transaction.
-        with self._uow.read(context, "secrets.list", Resource("secret", name)) as work:
+        with self._uow.read(context, "secrets.list", secret_resource(name)) as work:
             row = work.session.get(Secret, name)
             version = 1 if row is None else row.current_version + 1
         data_key = self._keys.generate_data_key(context, SECRETS_KEY, _binding(name, version))
         nonce = random.token_bytes(12)
         sealed = nonce + AESGCM(data_key.plaintext).encrypt(nonce, raw, _binding(name, version))
         with self._uow.act(
-            context, "secrets.write", Resource("secret", name), details={"version": version}
+            context, "secrets.write", secret_resource(name), details={"version": version}
         ) as work:
             row = work.session.get(Secret, name)
             if (1 if row is None else row.current_version + 1) != version:
@@ -98,7 +110,7 @@ class SecretsStore:
 
     def get(self, context: Context, name: str, version: int | None = None) -> SecretValue:
         with self._uow.read(
-            context, "secrets.read", Resource("secret", name), details={"version": version or "current"}
+            context, "secrets.read", secret_resource(name), details={"version": version or "current"}
         ) as work:
             row = work.session.get(Secret, name)
             if row is None:
@@ -136,7 +148,7 @@ class SecretsStore:
 
     def delete(self, context: Context, name: str) -> None:
         """Crypto-shred every version (wrapped keys and ciphertexts erased); the name stays as a tombstone."""
-        with self._uow.act(context, "secrets.delete", Resource("secret", name)) as work:
+        with self._uow.act(context, "secrets.delete", secret_resource(name)) as work:
             if work.session.get(Secret, name) is None:
                 raise NotFound(f"There is no secret named {name}.")
             versions = work.session.scalars(select(SecretVersion).where(SecretVersion.name == name)).all()

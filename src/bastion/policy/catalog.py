@@ -23,6 +23,7 @@ RESOURCE_TYPES: dict[str, str] = {
     "elevation": "Elevation",
     "model": "Model",  # a registered model; version-level actions name the version in their details
     "dataset": "Dataset",
+    "llm": "LanguageModel",  # an upstream LLM route of the gateway (the model name a client asks for)
 }
 
 # The model registry. ``accept-unscannable`` is a policy hook, held by no role: a custom policy permitting it
@@ -69,6 +70,8 @@ ACTIONS: dict[str, str] = {
     "policies.activate": "policy",
     **{f"models.{name}": "model" for name in MODEL_ACTIONS},
     **{f"data.{name}": "dataset" for name in DATA_ACTIONS},
+    "llm.chat": "llm",
+    "llm.embed": "llm",
 }
 
 
@@ -119,10 +122,11 @@ ROLES: dict[str, tuple[str, ...]] = {
         "secrets.list",
         *_actions("models", "create", "read", "push", "import", "provenance", "evaluate", "download", "load"),
         *_actions("models", "promote", "predict"),
+        *_actions("llm", "chat", "embed"),
         *_actions("data", "read", "ingest", "export", "analyze"),
     ),
     # An application that calls models: predictions, nothing else.
-    "inference-client": ("models.predict",),
+    "inference-client": ("models.predict", "llm.chat", "llm.embed"),
     "data-steward": (
         *_actions("keys", "read", "encrypt", "decrypt", "mac", "rewrap"),
         "secrets.list",

@@ -65,6 +65,13 @@ def _system_policies() -> list[str]:
         f"permit(principal == {system}, action in {_actions(actions)}, resource == {_uid(kind, name)});"
         for kind, name, actions in _SYSTEM_SCOPED
     ]
+    # Upstream credentials (bastion/upstream/...) the gateway injects into upstream requests — only those.
+    policies.append(
+        '@id("default:system:upstream-secrets")\n'
+        f"permit(principal == {system}, action == {action_uid('secrets.read')},\n"
+        f"       resource is {NAMESPACE}::Secret)\n"
+        "  when { resource has owner && resource.owner == principal.account };"
+    )
     # Keys Bastion owns (one per stored model version, destroyed to crypto-shred it) — and only those.
     policies.append(
         '@id("default:system:owned-keys")\n'

@@ -1,0 +1,286 @@
+"""The LLM proxy: OpenAI-compatible ``/v1/chat/completions`` and ``/v1/embeddings`` forwarded to configured
+upstreams, through the same stages as model serving.
+
+- The client's credential authenticates it to Bastion and goes no further; the upstream's credential comes
+  from the secrets store (``bastion/upstream/...``) and is injected here.
+- Cedar ``llm.chat`` / ``llm.embed`` on the requested model name; per-principal request rate, and a daily
+  token quota charged before the call (prompt + the completion it may produce).
+- Prompts are scanned: a credential in a prompt is refused, so secrets never leave for an upstream.
+- Responses are scanned — and when streamed (SSE), every chunk is checked, against everything streamed so
+  far, before it is sent: the stream is cut at the first chunk that completes a blocked pattern.
+- One audit event per request: principal, upstream, model, prompt hash and size, tokens, whether cut.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+from anyio import to_thread
+
+from bastion.core.errors import BastionError, ExitCode, InvalidInput, NotFound, RateLimited
+from bastion.core.llm_settings import LlmUpstreamSettings
+from bastion.data.pii import PiiEngine
+from bastion.gateway.limits import Bucket, Limiter, LimiterUnavailable
+from bastion.keys.secrets_store import SecretsStore
+from bastion.spine.context import Context, Resource
+from bastion.spine.interfaces import Decision
+from bastion.spine.uow import UnitOfWork
+
+DEFAULT_MAX_TOKENS = 256
+MAX_BODY = 4 * 1024 * 1024
+
+
+class PromptBlocked(BastionError):
+    code = "llm.prompt_blocked"
+    status = 422
+    exit_code = ExitCode.FINDING
+    title = "Prompt refused"
+
+
+class OutputBlocked(BastionError):
+    code = "llm.output_blocked"
+    status = 422
+    exit_code = ExitCode.FINDING
+    title = "Response blocked"
+
+
+class UpstreamFailed(BastionError):
+    code = "llm.upstream_failed"
+    status = 502
+    exit_code = ExitCode.UNAVAILABLE
+    title = "Upstream failed"
+
+
+def tokens_of(text: str) -> int:
+    """An estimate (4 characters a token, like OpenAI's rule of thumb) used for quotas before the call."""
+    return max(1, (len(text) + 3) // 4)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    upstream: LlmUpstreamSettings
+    resource: Resource
+    decision: Decision
+    body: dict[str, Any]
+    details: dict[str, Any]
+
+
+class LlmProxy:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        secrets: SecretsStore,
+        limiter: Limiter,
+        pii: PiiEngine,
+        system: Context,
+        upstreams: list[LlmUpstreamSettings],
+        *,
+        principal_rps: float,
+        daily_tokens: int,
+        blocked_output: list[str],
+    ) -> None:
+        self._uow, self._secrets, self._limiter, self._pii, self._system = uow, secrets, limiter, pii, system
+        self._routes = {model: upstream for upstream in upstreams for model in upstream.models}
+        self._rps, self._daily = principal_rps, daily_tokens
+        self._blocked = [text.lower() for text in blocked_output if text]
+
+    # -- the stages before the upstream -----------------------------------------------------------------
+    def prepare(self, context: Context, action: str, raw: bytes) -> Prepared:
+        """Authorize, limit and scan a request; everything refused here is audited with its stage."""
+        try:
+            body = json.loads(raw) if len(raw) <= MAX_BODY else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            raise InvalidInput("Send an OpenAI-style JSON body with a model name (at most 4 MiB).")
+        model = body["model"]
+        target = Resource("llm", model)
+        decision = self._uow.authorize(context, action, target, details={"model": model})
+        try:
+            upstream = self._routes.get(model)
+            if upstream is None:
+                raise NotFound(f"No upstream serves the model {model!r}.")
+            prompt = _prompt_text(body, action)
+            found = [r.entity_type for r in self._pii.analyze(prompt, entities=["CREDENTIAL"])]
+            if found:
+                raise PromptBlocked(
+                    "The prompt contains a credential; it was not sent.", reason="prompt.credential"
+                )
+            reserved = tokens_of(prompt) + (
+                int(body.get("max_tokens") or DEFAULT_MAX_TOKENS) if action == "llm.chat" else 0
+            )
+            principal = context.principal.id
+            self._spend([
+                Bucket(f"llm:{principal}", self._rps, max(1.0, self._rps * 2)),
+                Bucket(f"llm-day:{principal}", self._daily / 86400, self._daily, reserved),
+            ])  # fmt: skip
+        except BastionError as error:
+            self._uow.refuse(context, action, target, f"{error.code}", details={"model": model})
+            raise
+        details = {
+            "model": model,
+            "upstream": upstream.name,
+            "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(),
+            # (no key named *token*: the audit log refuses secret-shaped field names, and quotas are counts)
+            "prompt_units": tokens_of(prompt),
+            "reserved_units": reserved,
+        }
+        return Prepared(upstream, target, decision, body, details)
+
+    def _spend(self, buckets: list[Bucket]) -> None:
+        try:
+            wait = self._limiter.take(buckets)
+        except LimiterUnavailable:
+            from bastion.gateway.service import LimiterDown  # noqa: PLC0415 - shared error, no cycle at import
+
+            raise LimiterDown("The rate limiter cannot be reached; the request is refused.") from None
+        if wait > 0:
+            raise RateLimited(
+                f"Rate limit or token quota reached; retry in {wait:.0f} s.", retry_after=max(1, round(wait))
+            )
+
+    def _headers(self, context: Context, upstream: LlmUpstreamSettings) -> dict[str, str]:
+        system = replace(self._system, request_id=context.request_id)
+        credential = self._secrets.get(system, upstream.secret).value.get_secret_value()
+        return {"authorization": f"Bearer {credential}", "content-type": "application/json"}
+
+    def blocked(self, text: str) -> str | None:
+        """Why ``text`` must not reach the client, or None."""
+        lowered = text.lower()
+        if any(pattern in lowered for pattern in self._blocked):
+            return "output.blocked_pattern"
+        if self._pii.analyze(text, entities=["CREDENTIAL"]):
+            return "output.credential"
+        return None
+
+    # -- calls ----------------------------------------------------------------------------------------------
+    async def call(self, context: Context, action: str, prepared: Prepared, path: str) -> dict[str, Any]:
+        """A whole (non-streamed) response, checked before it is returned."""
+        upstream = prepared.upstream
+        headers = await to_thread.run_sync(self._headers, context, upstream)
+        async with _client(upstream) as client:
+            try:
+                response = await client.post(upstream.base_url + path, json=prepared.body, headers=headers)
+            except httpx.HTTPError as error:
+                await self._fail(context, action, prepared, f"upstream: {type(error).__name__}")
+                raise UpstreamFailed(f"The upstream {upstream.name} could not be reached.") from None
+        if response.status_code != 200:
+            await self._fail(context, action, prepared, f"upstream status {response.status_code}")
+            raise UpstreamFailed(f"The upstream {upstream.name} answered {response.status_code}.")
+        document: dict[str, Any] = response.json()
+        text = _response_text(document)
+        reason = self.blocked(text) if text else None
+        if reason:
+            await self._fail(context, action, prepared, reason)
+            raise OutputBlocked("The response was blocked by the output checks.", reason=reason)
+        usage = document.get("usage") if isinstance(document.get("usage"), dict) else {}
+        details = {
+            **prepared.details,
+            "completion_chars": len(text),
+            "usage": {k.removesuffix("_tokens"): v for k, v in usage.items() if isinstance(v, int)},
+        }
+        await to_thread.run_sync(
+            self._uow.record, context, action, prepared.resource, prepared.decision, details
+        )
+        return document
+
+    async def stream(
+        self, context: Context, action: str, prepared: Prepared, path: str
+    ) -> AsyncIterator[bytes]:
+        """Server-sent events from the upstream, each checked (against all the text so far) before it is
+        forwarded; the stream ends at the first chunk that would complete a blocked pattern."""
+        upstream = prepared.upstream
+        text, chunks, cut = "", 0, None
+        headers = await to_thread.run_sync(self._headers, context, upstream)
+        try:
+            async with (
+                _client(upstream) as client,
+                client.stream(
+                    "POST", upstream.base_url + path, json=prepared.body, headers=headers
+                ) as response,
+            ):
+                if response.status_code != 200:
+                    cut = f"upstream status {response.status_code}"
+                    yield _sse({"error": {"code": UpstreamFailed.code, "message": "The upstream failed."}})
+                    return
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    chunks += 1
+                    try:
+                        event = json.loads(data)
+                    except ValueError:
+                        cut = "upstream sent a malformed chunk"
+                        break
+                    text += _delta_text(event)
+                    cut = self.blocked(text)
+                    if cut:
+                        message = "The response was cut by the output checks."
+                        yield _sse({"error": {"code": OutputBlocked.code, "reason": cut, "message": message}})
+                        break
+                    yield _sse(event)
+            yield b"data: [DONE]\n\n"
+        except httpx.HTTPError as error:
+            cut = f"upstream: {type(error).__name__}"
+            yield _sse({"error": {"code": UpstreamFailed.code, "message": "The upstream failed."}})
+        finally:
+            details = {**prepared.details, "streamed": True, "chunks": chunks, "completion_chars": len(text)}
+            details["cut"] = cut
+            record = self._uow.record
+            await to_thread.run_sync(record, context, action, prepared.resource, prepared.decision, details)
+
+    async def _fail(self, context: Context, action: str, prepared: Prepared, reason: str) -> None:
+        refuse = self._uow.refuse
+        await to_thread.run_sync(
+            lambda: refuse(context, action, prepared.resource, reason, details=prepared.details)
+        )
+
+
+def _client(upstream: LlmUpstreamSettings) -> httpx.AsyncClient:
+    verify: str | bool = str(upstream.ca_file) if upstream.ca_file else True
+    return httpx.AsyncClient(verify=verify, timeout=upstream.timeout_s)
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _prompt_text(body: dict[str, Any], action: str) -> str:
+    if action == "llm.embed":
+        value = body.get("input")
+        items = value if isinstance(value, list) else [value]
+        return "\n".join(str(item) for item in items if item is not None)
+    parts = []
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts += [str(part.get("text", "")) for part in content if isinstance(part, dict)]
+    return "\n".join(parts)
+
+
+def _response_text(document: dict[str, Any]) -> str:
+    texts = []
+    for choice in document.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            texts.append(message["content"])
+    return "\n".join(texts)
+
+
+def _delta_text(event: dict[str, Any]) -> str:
+    texts = []
+    for choice in event.get("choices") or []:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+            texts.append(delta["content"])
+    return "".join(texts)

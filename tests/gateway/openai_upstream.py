@@ -1,0 +1,75 @@
+"""A local stand-in for an OpenAI-compatible upstream (a real process speaking the API over HTTP), for the LLM
+proxy's tests: it accepts only its own API key, counts requests, and streams five chunks — the third one
+carries text the proxy must block. ``python openai_upstream.py PORT``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+KEY = "sk-upstream-secret-0123456789"
+CHUNKS = ["Hel", "lo, ", "FORBIDDEN words", " and", " more."]
+seen = {"requests": 0}
+
+
+def _authorized(request: Request) -> bool:
+    return request.headers.get("authorization") == f"Bearer {KEY}"
+
+
+async def chat(request: Request) -> Response:
+    seen["requests"] += 1
+    if not _authorized(request):
+        return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
+    body = await request.json()
+    if body.get("stream"):
+
+        async def events():  # type: ignore[no-untyped-def]
+            for index, text in enumerate(CHUNKS):
+                event = {
+                    "id": "c1",
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {"content": text}}],
+                }
+                yield f"data: {json.dumps(event)}\n\n".encode()
+                del index
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+    content = "Hello from upstream"
+    if body.get("model") == "leaky":
+        content = "sure, the key is AKIAIOSFODNN7EXAMPLE"
+    message = {"role": "assistant", "content": content}
+    return JSONResponse({
+        "id": "c1", "object": "chat.completion", "model": body.get("model"),
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+    })  # fmt: skip
+
+
+async def embeddings(request: Request) -> Response:
+    seen["requests"] += 1
+    if not _authorized(request):
+        return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
+    return JSONResponse(
+        {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}]}
+    )
+
+
+async def count(request: Request) -> Response:
+    return JSONResponse(seen)
+
+
+app = Starlette(routes=[
+    Route("/v1/chat/completions", chat, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/count", count),
+])  # fmt: skip
+
+if __name__ == "__main__":
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
