@@ -21,9 +21,8 @@ async def predict(request: Request) -> JSONResponse:
     batch = np.asarray(body["inputs"], dtype=float)
     labels = model.predict(batch).tolist()
     probabilities = model.predict_proba(batch).tolist()
-    return JSONResponse(
-        {"outputs": [{"label": l, "probabilities": p} for l, p in zip(labels, probabilities)]}
-    )
+    outputs = [{"label": label, "probabilities": p} for label, p in zip(labels, probabilities, strict=True)]
+    return JSONResponse({"outputs": outputs})
 
 
 app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])

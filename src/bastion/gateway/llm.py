@@ -178,7 +178,8 @@ class LlmProxy:
         if reason:
             await self._fail(context, action, prepared, reason)
             raise OutputBlocked("The response was blocked by the output checks.", reason=reason)
-        usage = document.get("usage") if isinstance(document.get("usage"), dict) else {}
+        reported = document.get("usage")
+        usage: dict[str, Any] = reported if isinstance(reported, dict) else {}
         details = {
             **prepared.details,
             "completion_chars": len(text),
