@@ -6,7 +6,6 @@ not be scanned), after the quarantined record and its report are stored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -23,6 +22,7 @@ from bastion.models.intake import ThirdParty
 from bastion.models.provenance import DatasetRef, environment_sbom
 from bastion.models.records import VersionInfo, parse_ref
 from bastion.models.registry import GLOBAL_GATE
+from bastion.models.signing import file_digest
 
 Ref = Annotated[str, typer.Argument(help="NAME@VERSION")]
 _BLOCK = 1 << 20
@@ -225,7 +225,7 @@ def evaluate(
             metrics[key.strip()] = float(value)
         except ValueError:
             raise InvalidInput(f"--metric {item!r} is not NAME=NUMBER.") from None
-    digest = _sha256(dataset)
+    digest = file_digest(dataset)
     with operator_session(settings_from(config)) as bastion:
         info = bastion.models.record_evaluation(
             operator_context(), name, version, DatasetRef(name=dataset.name, sha256=digest), metrics
@@ -377,14 +377,6 @@ def gate_set(
     with operator_session(settings_from(config)) as bastion:
         saved = bastion.models.set_gate(operator_context(), scope if scope != "*" else GLOBAL_GATE, policy)
     emit_json(saved.model_dump(mode="json", exclude_none=True))
-
-
-def _sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_BLOCK):
-            hasher.update(block)
-    return hasher.hexdigest()
 
 
 def _provenance(path: Path | None, sbom: bool) -> dict[str, Any] | None:

@@ -54,7 +54,7 @@ class Manifest:
         return hasher.hexdigest()
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
     hasher = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(_BLOCK):
@@ -86,7 +86,7 @@ def build_manifest(model: Path, ignore_paths: tuple[str, ...] = DEFAULT_IGNORED)
         raise InvalidInput(f"{model} does not exist.")
     files.sort(key=lambda item: item[0])
     with ThreadPoolExecutor(max_workers=2) as pool:
-        digests = list(pool.map(_file_digest, [path for _, path in files]))
+        digests = list(pool.map(file_digest, [path for _, path in files]))
     resources = tuple((name, digest) for (name, _), digest in zip(files, digests, strict=True))
     return Manifest(model.name, resources, tuple(ignore_paths))
 

@@ -3,17 +3,18 @@ a declared purpose (``X-Bastion-Purpose``), quarantine reports, re-identificatio
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.deps import RequestContext
+from bastion.api.streaming import stream_file
 from bastion.data.errors import DataTooLarge
 from bastion.data.export import DataExport
 from bastion.data.ingest import DataIngest
@@ -23,7 +24,6 @@ from bastion.data.registry import DatasetRegistry
 router = APIRouter(tags=["data"])
 DatasetName = Annotated[str, Path(max_length=128)]
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
-_CHUNK = 1 << 20
 
 
 class DatasetCreate(BaseModel):
@@ -177,30 +177,22 @@ def export(
 ) -> Response:
     """The version for the purpose declared in ``X-Bastion-Purpose``: minimised and transformed."""
     service: DataExport = request.app.state.services.data_export
-    stack = ExitStack()
-    try:
-        work = stack.enter_context(service.workspace())
-        target = work / f"{name}-{version}.{format}"
-        report = service.export(context, name, version, format, target)
-        handle = stack.enter_context(target.open("rb"))
-    except BaseException:
-        stack.close()
-        raise
+    headers: dict[str, str] = {}
 
-    def chunks() -> Iterator[bytes]:
-        try:
-            while block := handle.read(_CHUNK):
-                yield block
-        finally:
-            stack.__exit__(*sys.exc_info())
+    @contextmanager
+    def exported() -> Iterator[FilePath]:
+        with service.workspace() as work:
+            target = work / f"{name}-{version}.{format}"
+            report = service.export(context, name, version, format, target)
+            headers.update({
+                "content-disposition": f'attachment; filename="{target.name}"',
+                "x-bastion-rows": str(report.rows),
+                "x-bastion-dropped-fields": ",".join(report.dropped),
+            })  # fmt: skip
+            yield target
 
-    headers = {
-        "content-disposition": f'attachment; filename="{target.name}"',
-        "x-bastion-rows": str(report.rows),
-        "x-bastion-dropped-fields": ",".join(report.dropped),
-    }
     media = {"csv": "text/csv", "jsonl": "application/jsonl", "parquet": "application/vnd.apache.parquet"}
-    return StreamingResponse(chunks(), media_type=media[format], headers=headers)
+    return stream_file(exported(), headers, media[format])
 
 
 @router.post("/v1/datasets/{name}/reidentify")

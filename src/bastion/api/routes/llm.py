@@ -10,19 +10,10 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.deps import RequestContext
+from bastion.api.streaming import read_capped
 from bastion.gateway.llm import MAX_BODY, LlmProxy
 
 router = APIRouter(tags=["llm"])
-
-
-async def _body(request: Request) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_BODY:
-            break
-    return b"".join(chunks)
 
 
 def _proxy(request: Request) -> LlmProxy:
@@ -33,7 +24,9 @@ def _proxy(request: Request) -> LlmProxy:
 @router.post("/v1/chat/completions", response_model=None)
 async def chat(request: Request, context: RequestContext) -> Response | dict[str, Any]:
     proxy = _proxy(request)
-    prepared = await run_in_threadpool(proxy.prepare, context, "llm.chat", await _body(request))
+    prepared = await run_in_threadpool(
+        proxy.prepare, context, "llm.chat", await read_capped(request, MAX_BODY)
+    )
     if prepared.body.get("stream"):
         events = proxy.stream(context, "llm.chat", prepared, "/v1/chat/completions")
         return StreamingResponse(
@@ -45,6 +38,8 @@ async def chat(request: Request, context: RequestContext) -> Response | dict[str
 @router.post("/v1/embeddings")
 async def embeddings(request: Request, context: RequestContext) -> dict[str, Any]:
     proxy = _proxy(request)
-    prepared = await run_in_threadpool(proxy.prepare, context, "llm.embed", await _body(request))
+    prepared = await run_in_threadpool(
+        proxy.prepare, context, "llm.embed", await read_capped(request, MAX_BODY)
+    )
     prepared.body.pop("stream", None)
     return await proxy.call(context, "llm.embed", prepared, "/v1/embeddings")

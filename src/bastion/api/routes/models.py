@@ -3,17 +3,18 @@ reviews, stage changes, verified downloads. Thin adapters: every rule lives in t
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.deps import RequestContext
+from bastion.api.streaming import stream_file
 from bastion.models.errors import ArtifactTooLarge
 from bastion.models.gates import GatePolicy
 from bastion.models.intake import ModelIntake, ThirdParty
@@ -25,7 +26,6 @@ from bastion.models.registry import GLOBAL_GATE, ModelRegistry
 router = APIRouter(tags=["models"])
 ModelName = Annotated[str, Path(max_length=128)]
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
-_CHUNK = 1 << 20
 
 
 class ModelCreate(BaseModel):
@@ -277,27 +277,19 @@ def signature(request: Request, context: RequestContext, name: ModelName, versio
 def download(request: Request, context: RequestContext, name: ModelName, version: VersionNumber) -> Response:
     """The artifact's bytes — only after the same checks as any load (stage, scan, signature, digest)."""
     loader: ModelLoader = request.app.state.services.loader
-    stack = ExitStack()
-    try:
-        loaded = stack.enter_context(loader.open(context, name, version, action="models.download"))
-    except BaseException:
-        stack.close()
-        raise
-    handle = stack.enter_context(loaded.path.open("rb"))
 
-    def chunks() -> Iterator[bytes]:
-        try:
-            while block := handle.read(_CHUNK):
-                yield block
-        finally:
-            stack.__exit__(*sys.exc_info())
+    @contextmanager
+    def verified() -> Iterator[FilePath]:
+        with loader.open(context, name, version, action="models.download") as loaded:
+            headers.update({
+                "content-disposition": f'attachment; filename="{loaded.info.filename}"',
+                "x-bastion-sha256": loaded.info.sha256,
+                "content-length": str(loaded.info.size),
+            })  # fmt: skip
+            yield loaded.path
 
-    headers = {
-        "content-disposition": f'attachment; filename="{loaded.info.filename}"',
-        "x-bastion-sha256": loaded.info.sha256,
-        "content-length": str(loaded.info.size),
-    }
-    return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
+    headers: dict[str, str] = {}
+    return stream_file(verified(), headers, "application/octet-stream")
 
 
 @router.get("/v1/models/{name}/gate", response_model=GatePolicy)

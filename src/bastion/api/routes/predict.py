@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.deps import RequestContext
+from bastion.api.streaming import read_capped
 from bastion.gateway.policy import ServingPolicy
 from bastion.gateway.service import Gateway
 from bastion.spine.context import Resource
@@ -24,21 +25,9 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """At most ``limit`` + 1 bytes of the body: reading stops there, and the pipeline refuses (and audits) an
-    oversize request in its validation stage like any other bad input."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            break
-    return b"".join(chunks)[: limit + 1]
-
-
 async def _predict(request: Request, context: Any, name: str, version: int | None) -> dict[str, Any]:
     gateway = _gateway(request)
-    body = await _body(request, gateway.max_body_bytes)
+    body = await read_capped(request, gateway.max_body_bytes)
     content_type = request.headers.get("content-type")
     result: dict[str, Any] = await run_in_threadpool(
         gateway.predict, context, name, version, body, content_type
