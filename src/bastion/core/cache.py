@@ -32,3 +32,7 @@ class TtlCache(Generic[K, V]):
         if len(self._entries) >= self._max:
             self._entries.clear()
         self._entries[key] = (now, value)
+
+    def forget(self, key: K) -> None:
+        """Drop one entry (this replica's own change should not wait out the TTL)."""
+        self._entries.pop(key, None)

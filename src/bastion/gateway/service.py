@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -90,6 +91,10 @@ class Gateway:
                 row = ModelServing(scope=scope)
                 work.session.add(row)
             row.policy, row.updated_by, row.updated_at = document, context.principal.id, self._clock.now()
+        if scope == GLOBAL:
+            self._models = TtlCache(timedelta(seconds=2), 1024)
+        else:
+            self._models.forget(scope)
         return policy
 
     def _policy(self, name: str) -> ServingPolicy:
@@ -257,7 +262,4 @@ class Gateway:
 
 
 def _summary(labels: list[Any]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for label in labels:
-        counts[str(label)] = counts.get(str(label), 0) + 1
-    return counts
+    return dict(Counter(str(label) for label in labels))
