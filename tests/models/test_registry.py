@@ -117,6 +117,20 @@ def test_size_limit_and_bad_names_refused(system: Bastion, people: dict[str, Con
     assert list((system.settings.models_dir / "tmp").iterdir()) == []
 
 
+def test_bad_provenance_is_refused_before_anything_is_stored(
+    system: Bastion, people: dict[str, Context], model: str
+) -> None:
+    with (
+        pytest.raises(InvalidInput, match="provenance"),
+        system.intake.receive(people["alice"], model, "model.pkl") as upload,
+    ):
+        upload.write(clean_model())
+        system.intake.accept(people["alice"], upload, provenance={"datasets": "not a list"})
+    assert system.models.versions(people["alice"], model) == []
+    blobs = system.settings.models_dir / "blobs"
+    assert not blobs.exists() or list(blobs.iterdir()) == []
+
+
 def test_only_permitted_principals_push(system: Bastion, people: dict[str, Context], model: str) -> None:
     with pytest.raises(PermissionDenied):
         push(system, people["bob"], model, clean_model())

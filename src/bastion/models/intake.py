@@ -24,6 +24,7 @@ from bastion.core.staging import Upload, safe_filename
 from bastion.keys.manager import KeyManager
 from bastion.keys.vault import ObjectVault
 from bastion.models.errors import ArtifactRejected, ArtifactTooLarge, ArtifactUnscannable
+from bastion.models.provenance import parse as parse_provenance
 from bastion.models.records import (
     QUARANTINED,
     REGISTERED,
@@ -115,6 +116,8 @@ class ModelIntake:
     ) -> VersionInfo:
         name, path = upload.owner, upload.path
         sha256 = upload.finish()
+        if provenance is not None:
+            parse_provenance(provenance)  # a bad document is refused before anything is stored
         action = "models.import" if third_party else "models.push"
         with self._database.read() as session:
             target = resource(session, name)
