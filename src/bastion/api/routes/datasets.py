@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.deps import RequestContext
+from bastion.api.serialize import plain
 from bastion.api.streaming import stream_file
 from bastion.data.errors import DataTooLarge
 from bastion.data.export import DataExport
@@ -90,18 +91,7 @@ def _dataset_out(info: DatasetInfo) -> dict[str, Any]:
 
 
 def _version_out(info: DatasetVersionInfo) -> VersionOut:
-    return VersionOut(
-        dataset=info.dataset,
-        version=info.version,
-        sha256=info.sha256,
-        source_format=info.source_format,
-        source_sha256=info.source_sha256,
-        rows=info.rows,
-        size=info.size,
-        report=info.report,
-        created_by=info.created_by,
-        created_at=info.created_at.isoformat(),
-    )
+    return VersionOut.model_validate(plain(info))
 
 
 def _registry(request: Request) -> DatasetRegistry:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.deps import RequestContext
+from bastion.api.serialize import plain
 from bastion.api.streaming import stream_file
 from bastion.models.errors import ArtifactTooLarge
 from bastion.models.gates import GatePolicy
@@ -98,46 +99,11 @@ class Retirement(Reason):
 
 
 def _model_out(info: ModelInfo) -> ModelOut:
-    return ModelOut(
-        name=info.name,
-        description=info.description,
-        classification=info.classification,
-        created_by=info.created_by,
-        created_at=info.created_at.isoformat(),
-    )
+    return ModelOut.model_validate(plain(info))
 
 
 def _out(info: VersionInfo) -> VersionOut:
-    return VersionOut(
-        model=info.model,
-        version=info.version,
-        stage=info.stage,
-        origin=info.origin,
-        filename=info.filename,
-        size=info.size,
-        sha256=info.sha256,
-        format=info.format,
-        scan_verdict=info.scan_verdict,
-        scan_report=info.scan_report,
-        scan_accepted_by=info.scan_accepted_by,
-        signed=info.signed,
-        provenance=info.provenance,
-        evaluation=info.evaluation,
-        gate_result=info.gate_result,
-        source=info.source,
-        vetted_by=info.vetted_by,
-        approvals=list(info.approvals),
-        history=[
-            StageChangeOut(
-                from_stage=h.from_stage, to_stage=h.to_stage, by=h.by, at=h.at.isoformat(), reason=h.reason
-            )
-            for h in info.history
-        ],
-        created_by=info.created_by,
-        created_at=info.created_at.isoformat(),
-        shredded=info.shredded,
-        archived=info.archived,
-    )
+    return VersionOut.model_validate(plain(info))
 
 
 def _registry(request: Request) -> ModelRegistry:
