@@ -75,6 +75,9 @@ def create_api(services: ApiServices) -> FastAPI:
     problems.install(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    # The data plane first: routes are matched in order, and these take nearly all of the traffic.
+    app.include_router(predict.router)
+    app.include_router(llm.router)
     app.include_router(audit.router)
     app.include_router(oauth.router)
     app.include_router(identity.router)
@@ -82,6 +85,4 @@ def create_api(services: ApiServices) -> FastAPI:
     app.include_router(elevations.router)
     app.include_router(models.router)
     app.include_router(datasets.router)
-    app.include_router(predict.router)
-    app.include_router(llm.router)
     return app

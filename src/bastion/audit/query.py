@@ -98,6 +98,7 @@ class AuditQueries:
         self._uow = uow
 
     def search(self, context: Context, query: AuditFilter) -> EventPage:
+        self._uow.settle()
         with self._uow.read(context, "audit.read", AUDIT_LOG, details={"filter": query.describe()}) as work:
             rows = work.session.scalars(_statement(query)).all()
             events = [EventView.of(row) for row in rows[: query.limit]]

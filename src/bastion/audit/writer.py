@@ -8,6 +8,7 @@ batch commits, the next one queues up, so a lone caller pays one commit and a cr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 _STOP = object()
 DEFAULT_MAX_BATCH = 2000
 DEFAULT_LINGER_SECONDS = 0.001
+# A batch in which nobody waits (buffered records only) may gather for longer: fewer, larger transactions.
+BUFFERED_LINGER_SECONDS = 0.01
 ACK_TIMEOUT_SECONDS = 30.0
 
 
@@ -44,9 +47,12 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._failing = False  # the last batch failed: buffered callers must wait for a durable append
+        self._last: Future[int] | None = None  # batches commit in order: this one done means all are
 
-    def submit(self, record: AuditRecord) -> Future[int]:
-        """Queue ``record``; the future resolves to its sequence number once it is durable."""
+    def submit(self, record: AuditRecord, *, waited: bool = True) -> Future[int]:
+        """Queue ``record``; the future resolves to its sequence number once it is durable. ``waited=False``
+        says no caller blocks on it, so its batch may linger to gather more."""
         refuse_secrets(record)  # here, so one bad record fails its own caller and not the whole batch
         future: Future[int] = Future()
         with self._lock:
@@ -55,7 +61,8 @@ class GroupCommitWriter:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="bastion-audit-writer", daemon=True)
                 self._thread.start()
-            self._queue.put((record, future))
+            self._queue.put((record, future, waited))
+            self._last = future
         return future
 
     def append(self, record: AuditRecord, timeout: float = ACK_TIMEOUT_SECONDS) -> int:
@@ -64,6 +71,25 @@ class GroupCommitWriter:
             return self.submit(record).result(timeout)
         except TimeoutError as error:
             raise AuditUnavailable("The audit log did not acknowledge the record in time.") from error
+
+    def enqueue(self, record: AuditRecord) -> None:
+        """Queue ``record`` without waiting for its commit (high-volume data-plane events, e.g. predictions):
+        it is committed with the next batch, within milliseconds, and flushed on ``close``; only a hard crash
+        in that window can lose it. Fails closed: while the last batch failed, this appends durably instead,
+        so the caller gets ``AuditUnavailable`` rather than a silently dropped record."""
+        if self._failing:
+            self.append(record)
+            return
+        self.submit(record, waited=False)
+
+    def flush(self, timeout: float = ACK_TIMEOUT_SECONDS) -> None:
+        """Wait until every record queued so far has been committed (or has failed): readers of the log
+        then see all that was acknowledged, buffered records included."""
+        with self._lock:
+            last = self._last
+        if last is not None:
+            with contextlib.suppress(Exception):  # a failed batch was reported to its own callers
+                last.result(timeout)
 
     def close(self) -> None:
         """Commit everything queued, then stop the thread."""
@@ -86,7 +112,10 @@ class GroupCommitWriter:
             batch = [first]
             # Like PostgreSQL's commit_delay/commit_siblings: when the last batch showed concurrent
             # writers, wait a moment for the ones just released to come back, so one fsync serves more.
-            deadline = time.monotonic() + (self._linger if previous > 1 else 0.0)
+            # A batch nobody waits for gathers for longer, until a waiting record joins it.
+            began = time.monotonic()
+            urgent = began + (self._linger if previous > 1 else 0.0)
+            deadline = urgent if first[2] else began + BUFFERED_LINGER_SECONDS  # type: ignore[index]
             while len(batch) < self._max_batch:
                 try:
                     remaining = deadline - time.monotonic()
@@ -97,22 +126,26 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 batch.append(item)
+                if item[2]:  # type: ignore[index]
+                    deadline = min(deadline, max(urgent, time.monotonic()))
             previous = len(batch)
             self._commit(batch)  # type: ignore[arg-type]
 
-    def _commit(self, batch: list[tuple[AuditRecord, Future[int]]]) -> None:
+    def _commit(self, batch: list[tuple[AuditRecord, Future[int], bool]]) -> None:
         try:  # anything at all fails this batch only: a dead writer thread would hang every caller
             with self._database.transaction() as session:
-                seqs = self._log.append_many(session, [record for record, _ in batch], screened=True)
+                seqs = self._log.append_many(session, [record for record, _, _ in batch], screened=True)
         except Exception as error:
+            self._failing = True
             log.exception("audit batch of %d records failed", len(batch))
             failure = (
                 error
                 if isinstance(error, AuditUnavailable)
                 else AuditUnavailable("The audit log could not store the record.")
             )
-            for _, future in batch:
+            for _, future, _ in batch:
                 future.set_exception(failure)
             return
-        for (_, future), seq in zip(batch, seqs, strict=True):
+        self._failing = False
+        for (_, future, _), seq in zip(batch, seqs, strict=True):
             future.set_result(seq)

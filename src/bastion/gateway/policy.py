@@ -3,6 +3,8 @@ per model (or ``*``), changed only through an audited action."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -29,6 +31,10 @@ class ServingPolicy(BaseModel):
     output: OutputPolicy = Field(default_factory=OutputPolicy)
     # If the shared limiter is unreachable: refuse (default), or serve and audit each request (low risk only).
     fail_open: bool = False
+    # The prediction's audit event: "buffered" queues it before the answer and commits it with the next group
+    # commit (milliseconds later; flushed on shutdown; appends that are failing make requests wait and fail
+    # closed); "durable" waits for the commit before answering. High-risk models are always durable.
+    audit: Literal["buffered", "durable"] = "buffered"
     log_inputs: bool = False  # raw inputs in the audit event (default: their SHA-256 only)
     high_risk: bool = False  # keep a decision trace: inputs, version, outputs, per-feature contributions
 

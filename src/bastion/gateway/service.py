@@ -162,7 +162,8 @@ class Gateway:
                 "outputs": outputs,
                 "contributions": raw.get("contributions"),
             }
-        self._uow.record(context, ACTION, target, decision, details)
+        durable = policy.audit == "durable" or policy.high_risk
+        self._uow.record(context, ACTION, target, decision, details, durable=durable)
         self.metrics.requests.labels(name, context.principal.id, "allowed").inc()
         self.metrics.latency.labels(name).observe(latency)
         return {"model": name, "version": number, "outputs": outputs}

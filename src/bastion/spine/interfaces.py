@@ -64,6 +64,15 @@ class AuditWriter(Protocol):
         return its sequence number once it is durable. Raises ``AuditUnavailable`` on failure."""
         ...
 
+    def enqueue(self, record: AuditRecord) -> None:
+        """Queue ``record`` for the next group commit without waiting for it (see the writer); raises
+        ``AuditUnavailable`` when appends are failing."""
+        ...
+
+    def flush(self) -> None:
+        """Wait until every record queued so far has been committed."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Credentials:

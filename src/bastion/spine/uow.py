@@ -96,10 +96,18 @@ class UnitOfWork:
         return self._authorize_or_refuse(context, action, resource, details, ())
 
     def record(
-        self, context: Context, action: str, resource: Resource, decision: Decision, details: dict[str, Any]
+        self,
+        context: Context,
+        action: str,
+        resource: Resource,
+        decision: Decision,
+        details: dict[str, Any],
+        *,
+        durable: bool = True,
     ) -> None:
         """Audit an allowed action that changed no state of ours (a prediction served), after ``authorize``:
-        appended through group commit, durably, before the caller answers."""
+        appended through group commit, durably, before the caller answers — or, with ``durable=False``,
+        queued for the next group commit without waiting (the serving policy's choice for predictions)."""
         record = self._record(
             context,
             action,
@@ -109,7 +117,16 @@ class UnitOfWork:
             policy_ids=decision.policy_ids,
             details=details,
         )
+        if not durable and self._writer is not None:
+            self._writer.enqueue(record)
+            return
         self._append_alone(record)
+
+    def settle(self) -> None:
+        """Before reading the audit log: wait for queued (buffered) records, so a reader sees every event
+        already acknowledged to its caller."""
+        if self._writer is not None:
+            self._writer.flush()
 
     def _authorize_or_refuse(
         self,

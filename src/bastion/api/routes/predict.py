@@ -3,13 +3,14 @@ model's serving policy, and ``/metrics`` (authenticated). The pipeline itself is
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from bastion.api.deps import RequestContext
+from bastion.api.deps import RequestContext, request_context
 from bastion.api.streaming import read_capped
 from bastion.gateway.policy import ServingPolicy
 from bastion.gateway.service import Gateway
@@ -25,28 +26,31 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
-async def _predict(request: Request, context: Any, name: str, version: int | None) -> dict[str, Any]:
+async def _predict(request: Request, name: str, version: int | None) -> Response:
     gateway = _gateway(request)
+    # The body is capped as it arrives and only parsed after authorization (inside the pipeline).
     body = await read_capped(request, gateway.max_body_bytes)
     content_type = request.headers.get("content-type")
-    result: dict[str, Any] = await run_in_threadpool(
-        gateway.predict, context, name, version, body, content_type
-    )
-    return result
+
+    def serve() -> bytes:
+        # Authentication, the pipeline and the encoding of the answer share one worker thread: one hop off the
+        # event loop per request, and nothing left for the loop but sending bytes.
+        result = gateway.predict(request_context(request), name, version, body, content_type)
+        return json.dumps(result, separators=(",", ":"), allow_nan=False).encode()
+
+    return Response(await run_in_threadpool(serve), media_type="application/json")
 
 
 @router.post("/v1/models/{name}/predict")
-async def predict(request: Request, context: RequestContext, name: ModelName) -> dict[str, Any]:
+async def predict(request: Request, name: ModelName) -> Response:
     """``{"inputs": [[feature, ...], ...]}`` for the model's production version."""
-    return await _predict(request, context, name, None)
+    return await _predict(request, name, None)
 
 
 @router.post("/v1/models/{name}/versions/{version}/predict")
-async def predict_version(
-    request: Request, context: RequestContext, name: ModelName, version: VersionNumber
-) -> dict[str, Any]:
+async def predict_version(request: Request, name: ModelName, version: VersionNumber) -> Response:
     """The same, for a pinned version (it must still be loadable)."""
-    return await _predict(request, context, name, version)
+    return await _predict(request, name, version)
 
 
 @router.get("/v1/models/{name}/serving")
