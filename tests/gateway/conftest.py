@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import joblib
 import pytest
@@ -39,8 +38,12 @@ def samples() -> list[list[float]]:
 
 
 @pytest.fixture
-def served(system: Bastion, model_bytes: bytes, tmp_path: Path) -> dict[str, str]:
+def served(system: Bastion, model_bytes: bytes) -> dict[str, str]:
     """``cancer`` in production; API keys of an inference client, a viewer and a security admin."""
+    return serve_cancer(system, model_bytes)
+
+
+def serve_cancer(system: Bastion, model_bytes: bytes) -> dict[str, str]:
     ops = operator_context()
     for name, role in {**ROLES, **CLIENTS}.items():
         system.identity.create_principal(ops, f"user:{name}", attributes=CLEARANCE)

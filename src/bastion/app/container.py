@@ -217,7 +217,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
 
 def build_limiter(settings: Settings) -> Limiter:
     if settings.gateway_limiter == "redis":
-        return RedisLimiter(settings.redis_url)
+        return RedisLimiter(settings.redis_url, prefix=settings.redis_prefix)
     return LocalLimiter()
 
 

@@ -184,6 +184,11 @@ class Settings(BaseSettings):
         description="Where rate limits live: this process (the default) or Redis (exact across replicas).",
     )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for shared rate limits.")
+    redis_prefix: str = Field(
+        default="bastion:rl:",
+        pattern=r"^[A-Za-z0-9:_.-]{1,64}$",
+        description="Key prefix of the rate limits in Redis (separates deployments that share one Redis).",
+    )
     gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024**2)
     gateway_max_json_depth: int = Field(default=32, ge=3, le=1000)
     gateway_worker_memory_mb: int = Field(default=2048, ge=64, le=1024 * 1024)
