@@ -50,6 +50,7 @@ def _version_doc(info: VersionInfo) -> dict[str, Any]:
         "signed": info.signed,
         "provenance": info.provenance["statement"]["predicate"] if info.provenance else None,
         "provenance_missing": info.provenance["missing"] if info.provenance else None,
+        "input_schema": info.input_schema,
         "evaluation": info.evaluation,
         "gate": info.gate_result,
         "source": info.source,
@@ -204,6 +205,21 @@ def provenance_cmd(
     assert provenance is not None  # noqa: S101 - a document path was given
     with operator_session(settings_from(config)) as bastion:
         _show(bastion.models.record_provenance(operator_context(), name, version, provenance), json_output)
+
+
+@app.command("input-schema")
+def input_schema_cmd(
+    ref: Ref,
+    document: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Declare a version's input schema (JSON Schema of one row: types, ranges, categories), before approval;
+    the gateway validates every request against it."""
+    name, version = _ref(ref)
+    schema = _json_object(document)
+    with operator_session(settings_from(config)) as bastion:
+        _show(bastion.models.declare_input_schema(operator_context(), name, version, schema), json_output)
 
 
 @app.command("evaluate")
@@ -382,16 +398,19 @@ def gate_set(
 def _provenance(path: Path | None, sbom: bool) -> dict[str, Any] | None:
     if path is None and not sbom:
         return None
-    document: dict[str, Any] = {}
-    if path is not None:
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise InvalidInput(f"{path} is not a readable JSON document: {error}") from None
-        if not isinstance(document, dict):
-            raise InvalidInput(f"{path} must hold a JSON object.")
+    document = _json_object(path) if path is not None else {}
     if sbom:
         document["environment"] = environment_sbom()
+    return document
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InvalidInput(f"{path} is not a readable JSON document: {error}") from None
+    if not isinstance(document, dict):
+        raise InvalidInput(f"{path} must hold a JSON object.")
     return document
 
 

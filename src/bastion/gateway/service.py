@@ -13,6 +13,7 @@ import hashlib
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +37,15 @@ from bastion.store.tables import ModelServing
 ACTION = "models.predict"
 GLOBAL = "*"
 _FLAVORS = {"pickle": "sklearn", "joblib": "sklearn"}
+
+
+@dataclass(frozen=True, slots=True)
+class ServedVersion:
+    id: str
+    number: int
+    stage: str
+    format: str
+    input_schema: dict[str, Any] | None  # declared at registration; None: derived from the model
 
 
 class LimiterDown(Unavailable):
@@ -71,9 +81,7 @@ class Gateway:
         self._pool_lock = threading.Lock()
         # Policy and the production version are re-read every 2 s: changes reach every replica that fast.
         self._models: TtlCache[str, tuple[Resource, ServingPolicy]] = TtlCache(timedelta(seconds=2), 1024)
-        self._versions: TtlCache[tuple[str, int | None], tuple[str, int, str, str]] = TtlCache(
-            timedelta(seconds=2), 4096
-        )
+        self._versions: TtlCache[tuple[str, int | None], ServedVersion] = TtlCache(timedelta(seconds=2), 4096)
 
     @property
     def max_body_bytes(self) -> int:
@@ -126,10 +134,11 @@ class Gateway:
                 Bucket(f"pm:{principal}:{name}", policy.principal_rps, policy.principal_burst),
             ])  # fmt: skip
             stage = "model"
-            pool, number = self._pool(name, version, policy)
+            pool, served = self._pool(name, version, policy)
+            number = served.number
             stage = "input"
             document = parse_body(body, content_type, self._max_body, self._max_depth)
-            validate(document, pool.description, policy.max_batch)
+            validate(document, pool.description, policy.max_batch, served.input_schema)
             inputs = document["inputs"]
             stage = "quota"
             daily = policy.daily_units / 86400
@@ -197,27 +206,32 @@ class Gateway:
         self.metrics.rejections.labels(name, error.code).inc()
 
     # -- workers ------------------------------------------------------------------------------------
-    def _pool(self, name: str, version: int | None, policy: ServingPolicy) -> tuple[WorkerPool, int]:
-        version_id, number, stage, fmt = self._versions.get_or_load(
+    def _pool(
+        self, name: str, version: int | None, policy: ServingPolicy
+    ) -> tuple[WorkerPool, ServedVersion]:
+        served = self._versions.get_or_load(
             (name, version), self._clock.now(), lambda: self._version(name, version)
         )
-        if stage not in LOADABLE:
-            self._close(version_id)
-            raise LoadRefused(f"Model {name}@{number} is {stage} and is not served.")
+        number = served.number
+        if served.stage not in LOADABLE:
+            self._close(served.id)
+            raise LoadRefused(f"Model {name}@{number} is {served.stage} and is not served.")
         with self._pool_lock:
-            pool = self._pools.get(version_id)
+            pool = self._pools.get(served.id)
             if pool is None:
-                flavor = _FLAVORS.get(fmt)
+                flavor = _FLAVORS.get(served.format)
                 if flavor is None:
-                    raise FlavorUnsupported(f"Model {name}@{number} ({fmt}) has no serving flavor yet.")
-                pool = self._start(name, number, version_id, flavor, policy.workers)
-                self._pools[version_id] = pool
-        return pool, number
+                    raise FlavorUnsupported(
+                        f"Model {name}@{number} ({served.format}) has no serving flavor yet."
+                    )
+                pool = self._start(name, number, served.id, flavor, policy.workers)
+                self._pools[served.id] = pool
+        return pool, served
 
-    def _version(self, name: str, version: int | None) -> tuple[str, int, str, str]:
+    def _version(self, name: str, version: int | None) -> ServedVersion:
         with self._database.read() as session:
             row = version_row(session, name, version)
-            return row.id, row.version, row.stage, row.format
+            return ServedVersion(row.id, row.version, row.stage, row.format, row.input_schema)
 
     def _start(self, name: str, number: int, version_id: str, flavor: str, count: int) -> WorkerPool:
         def spawn() -> tuple[Worker, dict[str, Any]]:

@@ -1,5 +1,6 @@
 """Input checks before a model sees anything: body size, JSON nesting depth, and the version's input schema
-(JSON Schema, derived from the model: feature count, numeric features, batch size) — every failure a
+(JSON Schema: the rows the version declared at registration, or derived from the model — feature count,
+numeric features — and the batch size) — every failure a
 problem document with the reason, never a model error."""
 
 from __future__ import annotations
@@ -27,10 +28,15 @@ class UnsupportedMediaType(BastionError):
     title = "Unsupported media type"
 
 
-def input_schema(description: dict[str, Any], max_batch: int) -> dict[str, Any]:
-    """The JSON Schema of a prediction request for a model that takes ``features`` numbers per row."""
+def input_schema(
+    description: dict[str, Any], max_batch: int, declared: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON Schema of a prediction request: rows as the version declared them at registration, or else
+    derived from the model (``features`` numbers per row)."""
     row: dict[str, Any] = {"type": "array", "items": {"type": "number"}}
-    if description.get("features"):
+    if declared is not None:
+        row = declared
+    elif description.get("features"):
         row.update(minItems=description["features"], maxItems=description["features"])
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -84,13 +90,15 @@ def _depth(body: bytes) -> int:
     return deepest
 
 
-def validate(document: Any, description: dict[str, Any], max_batch: int) -> None:
-    """Check ``document`` against the model's input schema. The common valid shape is confirmed by a direct
-    walk (the schema's exact rules, without the validator's per-item cost); anything else goes through the
-    JSON Schema validator, which names every problem."""
-    if _plainly_valid(document, description.get("features"), max_batch):
+def validate(
+    document: Any, description: dict[str, Any], max_batch: int, declared: dict[str, Any] | None = None
+) -> None:
+    """Check ``document`` against the version's input schema. For a derived schema the common valid shape is
+    confirmed by a direct walk (the schema's exact rules, without the validator's per-item cost); a declared
+    schema, and anything else, goes through the JSON Schema validator, which names every problem."""
+    if declared is None and _plainly_valid(document, description.get("features"), max_batch):
         return
-    schema = input_schema(description, max_batch)
+    schema = input_schema(description, max_batch, declared)
     errors = sorted(
         _validator(json.dumps(schema, sort_keys=True)).iter_errors(document),
         key=lambda e: list(e.absolute_path),

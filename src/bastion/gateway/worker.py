@@ -80,7 +80,12 @@ class Model:
     def predict(self, inputs: list[list[float]], proba: bool, contributions: bool) -> dict[str, Any]:
         import numpy as np  # noqa: PLC0415
 
-        batch = np.asarray(inputs, dtype=float)
+        try:
+            batch = np.asarray(inputs, dtype=float)
+        except (
+            ValueError
+        ):  # categorical features (a declared schema allows strings): the pipeline encodes them
+            batch = np.asarray(inputs, dtype=object)
         result: dict[str, Any] = {"labels": [_plain(v) for v in self.estimator.predict(batch)]}
         if proba and self.proba:
             result["probabilities"] = self.estimator.predict_proba(batch).tolist()

@@ -80,6 +80,7 @@ class VersionInfo:
     scan_accepted_by: str | None
     signed: bool
     provenance: dict[str, Any] | None
+    input_schema: dict[str, Any] | None
     evaluation: dict[str, Any] | None
     gate_result: dict[str, Any] | None
     source: dict[str, Any] | None
@@ -166,6 +167,7 @@ def version_info(session: Session, row: ModelVersionRow) -> VersionInfo:
         scan_accepted_by=row.scan_accepted_by,
         signed=row.signature is not None,
         provenance=row.provenance,
+        input_schema=row.input_schema,
         evaluation=row.evaluation,
         gate_result=row.gate_result,
         source=row.source,

@@ -26,11 +26,13 @@ from bastion.keys.model import KeyAlgorithm, KeyPurpose
 from bastion.keys.vault import ObjectVault
 from bastion.models import gates, provenance
 from bastion.models.errors import GateFailed
+from bastion.models.input_schema import check_row_schema, schema_digest
 from bastion.models.loader import ModelLoader
 from bastion.models.records import (
     APPROVED,
     PRODUCTION,
     QUARANTINED,
+    REGISTERED,
     RETIRED,
     VALIDATED,
     ModelInfo,
@@ -152,6 +154,23 @@ class ModelRegistry:
             return _gate(work.session, name)
 
     # -- evidence ----------------------------------------------------------------------------------
+    def declare_input_schema(
+        self, context: Context, name: str, version: int, document: dict[str, Any]
+    ) -> VersionInfo:
+        """The version's input schema (one row). Once, and only before approval: what approvers review is
+        what the gateway enforces."""
+        schema = check_row_schema(document)
+        details = {"version": version, "schema_sha256": schema_digest(schema)}
+        with self._uow.act(context, "models.provenance", self._resource(name), details=details) as work:
+            row = version_row(work.session, name, version)
+            if row.input_schema is not None:
+                raise Conflict(f"{name}@{version} already declares an input schema; push a new version.")
+            if row.stage not in (REGISTERED, VALIDATED):
+                raise Conflict(f"{name}@{version} is {row.stage}: declare its input schema before approval.")
+            row.input_schema = schema
+            work.session.flush()
+            return version_info(work.session, row)
+
     def record_provenance(
         self, context: Context, name: str, version: int, document: dict[str, Any]
     ) -> VersionInfo:

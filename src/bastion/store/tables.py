@@ -364,6 +364,7 @@ class ModelVersionRow(Base):
     signature: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     signing_key_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    input_schema: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # one row, declared
     evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     gate_result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     source: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # third-party: url, licence

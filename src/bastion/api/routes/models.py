@@ -65,6 +65,7 @@ class VersionOut(BaseModel):
     scan_accepted_by: str | None
     signed: bool
     provenance: dict[str, Any] | None
+    input_schema: dict[str, Any] | None
     evaluation: dict[str, Any] | None
     gate_result: dict[str, Any] | None
     source: dict[str, Any] | None
@@ -188,6 +189,18 @@ def record_provenance(
     body: Annotated[dict[str, Any], Body()],
 ) -> VersionOut:
     return _out(_registry(request).record_provenance(context, name, version, body))
+
+
+@router.put("/v1/models/{name}/versions/{version}/input-schema", response_model=VersionOut)
+def declare_input_schema(
+    request: Request,
+    context: RequestContext,
+    name: ModelName,
+    version: VersionNumber,
+    body: Annotated[dict[str, Any], Body()],
+) -> VersionOut:
+    """A JSON Schema for one input row (types, ranges, categories, feature count), before approval."""
+    return _out(_registry(request).declare_input_schema(context, name, version, body))
 
 
 @router.post("/v1/models/{name}/versions/{version}/evaluations", response_model=VersionOut)
