@@ -15,6 +15,7 @@ ever ran any) finds no keys, no database handle and no credentials in this proce
 from __future__ import annotations
 
 import ctypes
+import itertools
 import json
 import os
 import resource
@@ -67,34 +68,82 @@ class Model:
             "classes": self.classes,
             "proba": self.proba,
             "kind": type(self.estimator).__name__,
-            "contributions": self._linear() is not None,
+            "contributions": self._explainer() is not None,
         }
 
-    def _linear(self) -> Any:
-        """The final linear step (coefficients), when the model has one: per-feature contributions."""
+    def _explainer(self) -> str | None:
+        """How per-feature contributions can be read off this model: a linear model's coefficients, or the
+        decision paths of a tree or a forest of trees. Pipelines are not explained (their features are
+        transformed ones)."""
         estimator = self.estimator
-        steps = getattr(estimator, "steps", None)
-        final = steps[-1][1] if steps else estimator
-        return final if hasattr(final, "coef_") and not steps else None
+        if getattr(estimator, "steps", None):
+            return None
+        if hasattr(estimator, "coef_"):
+            return "linear"
+        trees = getattr(estimator, "estimators_", None)
+        if hasattr(estimator, "tree_") or (
+            isinstance(trees, list) and trees and all(hasattr(t, "tree_") for t in trees)
+        ):
+            return "tree-path"
+        return None
 
-    def predict(self, inputs: list[list[float]], proba: bool, contributions: bool) -> dict[str, Any]:
+    def predict(self, inputs: list[list[Any]], proba: bool, contributions: bool) -> dict[str, Any]:
         import numpy as np  # noqa: PLC0415
 
         try:
             batch = np.asarray(inputs, dtype=float)
-        except (
-            ValueError
-        ):  # categorical features (a declared schema allows strings): the pipeline encodes them
+        except ValueError:  # categorical features (a declared schema allows strings): pipelines encode them
             batch = np.asarray(inputs, dtype=object)
         result: dict[str, Any] = {"labels": [_plain(v) for v in self.estimator.predict(batch)]}
-        if proba and self.proba:
-            result["probabilities"] = self.estimator.predict_proba(batch).tolist()
-        if contributions:
-            linear = self._linear()
-            if linear is not None:
-                coef = np.atleast_2d(linear.coef_)[0]
-                result["contributions"] = (batch * coef).tolist()
+        method = self._explainer() if contributions else None
+        wanted = self.proba and (proba or method is not None)
+        probabilities = self.estimator.predict_proba(batch) if wanted else None
+        if proba and probabilities is not None:
+            result["probabilities"] = probabilities.tolist()
+        if method is not None:
+            # The class each row is explained for: the predicted one (regressors: the single output).
+            target = probabilities.argmax(axis=1) if probabilities is not None else np.zeros(len(batch), int)
+            explain = _linear_contributions if method == "linear" else _tree_contributions
+            values, bias = explain(self.estimator, batch, target)
+            result["contributions"] = {"method": method, "values": values.tolist(), "bias": bias.tolist()}
         return result
+
+
+def _linear_contributions(model: Any, batch: Any, target: Any) -> tuple[Any, Any]:
+    """coefficient x value per feature, and the intercept: they sum to the decision function (for a binary
+    model, of class 1; otherwise of the explained class)."""
+    import numpy as np  # noqa: PLC0415
+
+    coef = np.atleast_2d(model.coef_)
+    intercept = np.atleast_1d(getattr(model, "intercept_", np.zeros(len(coef))))
+    rows = np.zeros(len(batch), int) if len(coef) == 1 else target
+    return batch * coef[rows], intercept[rows]
+
+
+def _tree_contributions(model: Any, batch: Any, target: Any) -> tuple[Any, Any]:
+    """Decision-path contributions (Saabas): along each row's path, the change in the explained class's
+    value at every split goes to the split's feature. Bias (the root's value) plus the contributions is the
+    model's output for that class; a forest averages its trees."""
+    import numpy as np  # noqa: PLC0415
+
+    trees = [model] if hasattr(model, "tree_") else list(model.estimators_)
+    values = np.zeros(batch.shape, dtype=float)
+    bias = np.zeros(len(batch), dtype=float)
+    for tree in trees:
+        structure = tree.tree_
+        node_values = structure.value[:, 0, :].astype(float)
+        if hasattr(tree, "classes_"):  # class counts or fractions: as probabilities
+            node_values = node_values / node_values.sum(axis=1, keepdims=True)
+        paths = tree.decision_path(batch)
+        for row in range(len(batch)):
+            # Root first: node ids grow down a path.
+            nodes = paths.indices[paths.indptr[row] : paths.indptr[row + 1]]
+            column = target[row] if node_values.shape[1] > 1 else 0
+            bias[row] += node_values[nodes[0], column]
+            for parent, child in itertools.pairwise(nodes):
+                feature = structure.feature[parent]
+                values[row, feature] += node_values[child, column] - node_values[parent, column]
+    return values / len(trees), bias / len(trees)
 
 
 def _plain(value: Any) -> Any:
