@@ -200,6 +200,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
             max_body_bytes=settings.gateway_max_body_bytes,
             max_json_depth=settings.gateway_max_json_depth,
             worker_limits=Limits(memory_bytes=settings.gateway_worker_memory_mb * 1024 * 1024),
+            model_code=[str(path) for path in settings.gateway_model_code],
         ),
         llm=LlmProxy(
             uow,

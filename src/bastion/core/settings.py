@@ -192,6 +192,11 @@ class Settings(BaseSettings):
     gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024**2)
     gateway_max_json_depth: int = Field(default=32, ge=3, le=1000)
     gateway_worker_memory_mb: int = Field(default=2048, ge=64, le=1024 * 1024)
+    gateway_model_code: list[Path] = Field(
+        default_factory=list,
+        description="Directories of vetted custom-model code (the 'python' serving flavor's entry points), "
+        "searched after the installed packages by model workers.",
+    )
     db_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
     db_pool_size: int = Field(default=5, ge=1, le=200)
 

@@ -29,6 +29,9 @@ class ServingPolicy(BaseModel):
     workers: int = Field(default=1, ge=1, le=16)
     timeout_s: float = Field(default=5, gt=0, le=120)
     output: OutputPolicy = Field(default_factory=OutputPolicy)
+    # A custom model: "package.module:factory" of vetted code the operator installed (see gateway.flavors);
+    # the version's artifact is handed to it. None: the flavor follows the artifact's format.
+    entrypoint: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     # If the shared limiter is unreachable: refuse (default), or serve and audit each request (low risk only).
     fail_open: bool = False
     # The prediction's audit event: "buffered" queues it before the answer and commits it with the next group

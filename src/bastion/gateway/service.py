@@ -36,7 +36,7 @@ from bastion.store.tables import ModelServing
 
 ACTION = "models.predict"
 GLOBAL = "*"
-_FLAVORS = {"pickle": "sklearn", "joblib": "sklearn"}
+_FLAVORS = {"pickle": "sklearn", "joblib": "sklearn", "onnx": "onnx"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +72,12 @@ class Gateway:
         max_body_bytes: int,
         max_json_depth: int,
         worker_limits: Limits,
+        model_code: list[str] | None = None,
     ) -> None:
         self._uow, self._database, self._clock, self._loader = uow, database, clock, loader
         self._limiter, self._system, self._limits = limiter, system, worker_limits
         self._max_body, self._max_depth = max_body_bytes, max_json_depth
+        self._model_code = list(model_code or [])
         self.metrics = GatewayMetrics()
         self._pools: dict[str, WorkerPool] = {}
         self._pool_lock = threading.Lock()
@@ -151,7 +153,7 @@ class Gateway:
             if not raw.get("ok"):
                 raise InvalidInput(f"The model could not score these inputs ({raw.get('error', 'error')}).")
             stage = "output"
-            outputs = protect(raw, pool.description.get("classes"), policy.output)
+            outputs = protect(raw, raw.get("classes") or pool.description.get("classes"), policy.output)
         except BastionError as error:
             self._refused(context, target, name, version, stage, error)
             raise
@@ -216,39 +218,58 @@ class Gateway:
         if served.stage not in LOADABLE:
             self._close(served.id)
             raise LoadRefused(f"Model {name}@{number} is {served.stage} and is not served.")
+        wanted = {**self._flavor(name, served, policy), "workers": policy.workers}
         with self._pool_lock:
             pool = self._pools.get(served.id)
+            if pool is not None and pool.config != wanted:  # the serving policy changed how it is served
+                self._pools.pop(served.id).close()
+                pool = None
             if pool is None:
-                flavor = _FLAVORS.get(served.format)
-                if flavor is None:
-                    raise FlavorUnsupported(
-                        f"Model {name}@{number} ({served.format}) has no serving flavor yet."
-                    )
-                pool = self._start(name, number, served.id, flavor, policy.workers)
+                pool = self._start(name, number, served.id, wanted)
                 self._pools[served.id] = pool
         return pool, served
+
+    def _flavor(self, name: str, served: ServedVersion, policy: ServingPolicy) -> dict[str, Any]:
+        """How the worker loads the version: the policy's custom entry point, or by the artifact's format."""
+        if policy.entrypoint is not None:
+            return {"flavor": "python", "entrypoint": policy.entrypoint, "code_paths": self._model_code}
+        flavor = _FLAVORS.get(served.format)
+        if flavor is None:
+            raise FlavorUnsupported(
+                f"Model {name}@{served.number} ({served.format}) has no serving flavor; a custom entry point "
+                "in its serving policy can serve it."
+            )
+        return {"flavor": flavor}
 
     def _version(self, name: str, version: int | None) -> ServedVersion:
         with self._database.read() as session:
             row = version_row(session, name, version)
             return ServedVersion(row.id, row.version, row.stage, row.format, row.input_schema)
 
-    def _start(self, name: str, number: int, version_id: str, flavor: str, count: int) -> WorkerPool:
+    def _start(self, name: str, number: int, version_id: str, config: dict[str, Any]) -> WorkerPool:
+        flavor = {key: value for key, value in config.items() if key != "workers"}
+
         def spawn() -> tuple[Worker, dict[str, Any]]:
             # Every (re)start verifies the version again: signature, scan record, stage, ciphertext.
             with self._loader.open(self._system, name, number) as loaded:
                 worker = Worker(self._limits)
-                reply = worker.call({"op": "load", "path": str(loaded.path), "flavor": flavor}, timeout=120)
+                reply = worker.call({"op": "load", "path": str(loaded.path), **flavor}, timeout=120)
                 if not reply.get("ok"):
                     worker.kill()
                     raise FlavorUnsupported(f"Model {name}@{number} did not load ({reply.get('error')}).")
                 return worker, reply
 
         first, description = spawn()
-        pool = WorkerPool(version_id, {**description, "isolation": first.isolation}, lambda: spawn()[0])
+        pool = WorkerPool(
+            version_id, {**description, "isolation": first.isolation}, lambda: spawn()[0], config
+        )
         pool.add(first)
-        for _ in range(count - 1):
-            pool.add(spawn()[0])
+        try:
+            for _ in range(config["workers"] - 1):
+                pool.add(spawn()[0])
+        except BaseException:
+            pool.close()  # no half-started pool keeps processes running
+            raise
         return pool
 
     def _close(self, version_id: str) -> None:
