@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
+from typing import Any
 
 import joblib
 import pytest
@@ -10,8 +12,10 @@ from fastapi.testclient import TestClient
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
-from bastion.app import Bastion
+from bastion.app import Bastion, build
 from bastion.app.container import operator_context
+from bastion.core.clock import FrozenClock
+from bastion.core.settings import load_settings
 from bastion.models.gates import GatePolicy
 from tests.models.conftest import CLEARANCE, ROLES, person, push
 
@@ -66,3 +70,9 @@ def auth(token: str) -> dict[str, str]:
 def gateway_client(system: Bastion, served: dict[str, str]) -> TestClient:
     with TestClient(system.api(), raise_server_exceptions=False) as client:
         yield client  # type: ignore[misc]
+
+
+def rebuilt(tmp_path: Path, database_url: str, clock: FrozenClock, **overrides: Any) -> Bastion:
+    """A second system over the state of the ``system`` fixture, with settings of its own."""
+    base = {"state_dir": tmp_path / "state", "database_url": database_url}
+    return build(load_settings(overrides={**base, **overrides}), clock=clock)

@@ -20,11 +20,10 @@ from pydantic import ValidationError
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
-from bastion.app import Bastion, build
+from bastion.app import Bastion
 from bastion.core.clock import FrozenClock
-from bastion.core.settings import load_settings
 from bastion.gateway.policy import ServingPolicy
-from tests.gateway.conftest import auth
+from tests.gateway.conftest import auth, rebuilt
 from tests.gateway.test_input_schema import to_production
 from tests.models.conftest import person
 
@@ -186,14 +185,7 @@ def custom_client(
     code = tmp_path / "model-code"
     code.mkdir()
     (code / "custom_model.py").write_text(textwrap.dedent(CUSTOM_MODEL))
-    settings = load_settings(
-        overrides={
-            "state_dir": tmp_path / "state",
-            "database_url": database_url,
-            "gateway_model_code": [code],
-        }
-    )
-    other = build(settings, clock=clock)
+    other = rebuilt(tmp_path, database_url, clock, gateway_model_code=[code])
     weights = safetensors({"w": REFERENCE.coef_[0].tolist(), "b": [float(REFERENCE.intercept_[0])]})
     to_production(other, "custom", weights, None)
     with TestClient(other.api(), raise_server_exceptions=False) as client:

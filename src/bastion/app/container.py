@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from bastion.app.adapters import KeyManagerCheckpointSigner
 from bastion.app.state import tls_dir
+from bastion.app.tracing import Tracing, build_tracing
 from bastion.audit import AuditQueries, AuditTrail, FileWitness, GroupCommitWriter, MerkleAuditLog
 from bastion.audit.export import Exporter, build_sink
 from bastion.core.clock import Clock, SystemClock
@@ -80,6 +81,7 @@ class Bastion:
     data_export: DataExport
     gateway: Gateway
     llm: LlmProxy
+    tracing: Tracing
 
     def api(self) -> FastAPI:
         # Imported here: the CLI builds the system too, and never serves HTTP.
@@ -110,6 +112,7 @@ class Bastion:
 
     def close(self) -> None:
         self.gateway.close()  # model workers first: they are processes of their own
+        self.tracing.shutdown()  # flushes batched spans
         self.exporter.close()
         self.writer.close()  # commits whatever is queued before the database goes
         self.database.dispose()
@@ -144,6 +147,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
     data_vault = ObjectVault(keys, settings.datasets_dir, data_context, "dataset-versions")
     uploads = TokenBuckets(settings.data_uploads_per_minute, settings.data_uploads_per_minute, clock)
     limiter = build_limiter(settings)
+    tracing = build_tracing(settings)
     return Bastion(
         settings=settings,
         clock=clock,
@@ -201,7 +205,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
             max_json_depth=settings.gateway_max_json_depth,
             worker_limits=Limits(memory_bytes=settings.gateway_worker_memory_mb * 1024 * 1024),
             model_code=[str(path) for path in settings.gateway_model_code],
+            tracer=tracing.tracer,
         ),
+        tracing=tracing,
         llm=LlmProxy(
             uow,
             secrets,

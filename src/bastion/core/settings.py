@@ -192,6 +192,13 @@ class Settings(BaseSettings):
     gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024**2)
     gateway_max_json_depth: int = Field(default=32, ge=3, le=1000)
     gateway_worker_memory_mb: int = Field(default=2048, ge=64, le=1024 * 1024)
+    otel_exporter: Literal["none", "otlp", "console"] = Field(
+        default="none", description="Where OpenTelemetry traces of the gateway go (none: not recorded)."
+    )
+    otel_endpoint: str = Field(
+        default="http://127.0.0.1:4318/v1/traces", description="The OTLP/HTTP traces endpoint of a collector."
+    )
+    otel_service_name: str = Field(default="bastion", max_length=100)
     gateway_model_code: list[Path] = Field(
         default_factory=list,
         description="Directories of vetted custom-model code (the 'python' serving flavor's entry points), "

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.context import Context as TraceContext
+
 from bastion.core.cache import TtlCache
 from bastion.core.clock import Clock
 from bastion.core.errors import BastionError, InvalidInput, RateLimited, Unavailable
@@ -25,6 +28,7 @@ from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.output import protect
 from bastion.gateway.policy import DEFAULT_POLICY, ServingPolicy
 from bastion.gateway.pool import Limits, Worker, WorkerPool
+from bastion.gateway.stages import Stages
 from bastion.gateway.validation import parse_body, validate
 from bastion.models.errors import LoadRefused
 from bastion.models.loader import ModelLoader
@@ -73,11 +77,13 @@ class Gateway:
         max_json_depth: int,
         worker_limits: Limits,
         model_code: list[str] | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._uow, self._database, self._clock, self._loader = uow, database, clock, loader
         self._limiter, self._system, self._limits = limiter, system, worker_limits
         self._max_body, self._max_depth = max_body_bytes, max_json_depth
         self._model_code = list(model_code or [])
+        self._tracer = None if tracer is None or isinstance(tracer, trace.NoOpTracer) else tracer
         self.metrics = GatewayMetrics()
         self._pools: dict[str, WorkerPool] = {}
         self._pool_lock = threading.Lock()
@@ -121,41 +127,66 @@ class Gateway:
 
     # -- the pipeline -------------------------------------------------------------------------------
     def predict(
-        self, context: Context, name: str, version: int | None, body: bytes, content_type: str | None
+        self,
+        context: Context,
+        name: str,
+        version: int | None,
+        body: bytes,
+        content_type: str | None,
+        trace_parent: TraceContext | None = None,
+    ) -> dict[str, Any]:
+        stages = Stages(self._tracer)
+        attributes = {"bastion.model": name, "bastion.principal": context.principal.id}
+        with stages.request(trace_parent, {**attributes, "bastion.request_id": context.request_id or ""}):
+            return self._predict(context, name, version, body, content_type, stages)
+
+    def _predict(
+        self,
+        context: Context,
+        name: str,
+        version: int | None,
+        body: bytes,
+        content_type: str | None,
+        stages: Stages,
     ) -> dict[str, Any]:
         started = time.perf_counter()
-        target, policy = self._models.get_or_load(
-            name, self._clock.now(), lambda: (self._resource(name), self._policy(name))
-        )
-        decision = self._uow.authorize(context, ACTION, target, details={"version": version})
-        stage = "rate_limit"
+        with stages.enter("authorize"):
+            target, policy = self._models.get_or_load(
+                name, self._clock.now(), lambda: (self._resource(name), self._policy(name))
+            )
+            decision = self._uow.authorize(context, ACTION, target, details={"version": version})
         try:
             principal = context.principal.id
-            self._spend(context, name, policy, [
-                Bucket(f"m:{name}", policy.model_rps, policy.model_burst),
-                Bucket(f"pm:{principal}:{name}", policy.principal_rps, policy.principal_burst),
-            ])  # fmt: skip
-            stage = "model"
-            pool, served = self._pool(name, version, policy)
-            number = served.number
-            stage = "input"
-            document = parse_body(body, content_type, self._max_body, self._max_depth)
-            validate(document, pool.description, policy.max_batch, served.input_schema)
-            inputs = document["inputs"]
-            stage = "quota"
-            daily = policy.daily_units / 86400
-            quota = Bucket(f"day:{principal}:{name}", daily, policy.daily_units, len(inputs))
-            self._spend(context, name, policy, [quota])
-            stage = "invoke"
-            proba = bool(document.get("return_probabilities", True))
-            request = {"op": "predict", "inputs": inputs, "proba": proba, "contributions": policy.high_risk}
-            raw = pool.call(request, policy.timeout_s)
-            if not raw.get("ok"):
-                raise InvalidInput(f"The model could not score these inputs ({raw.get('error', 'error')}).")
-            stage = "output"
-            outputs = protect(raw, raw.get("classes") or pool.description.get("classes"), policy.output)
+            with stages.enter("rate_limit"):
+                self._spend(context, name, policy, [
+                    Bucket(f"m:{name}", policy.model_rps, policy.model_burst),
+                    Bucket(f"pm:{principal}:{name}", policy.principal_rps, policy.principal_burst),
+                ])  # fmt: skip
+            with stages.enter("model"):
+                pool, served = self._pool(name, version, policy)
+                number = served.number
+            with stages.enter("input"):
+                document = parse_body(body, content_type, self._max_body, self._max_depth)
+                validate(document, pool.description, policy.max_batch, served.input_schema)
+                inputs = document["inputs"]
+                stages.annotate(**{"bastion.version": number, "bastion.batch": len(inputs)})
+            with stages.enter("quota"):
+                daily = policy.daily_units / 86400
+                quota = Bucket(f"day:{principal}:{name}", daily, policy.daily_units, len(inputs))
+                self._spend(context, name, policy, [quota])
+            with stages.enter("invoke"):
+                proba = bool(document.get("return_probabilities", True))
+                contributions = policy.high_risk
+                request = {"op": "predict", "inputs": inputs, "proba": proba, "contributions": contributions}
+                raw = pool.call(request, policy.timeout_s)
+                if not raw.get("ok"):
+                    error = raw.get("error", "error")
+                    raise InvalidInput(f"The model could not score these inputs ({error}).")
+            with stages.enter("output"):
+                classes = raw.get("classes") or pool.description.get("classes")
+                outputs = protect(raw, classes, policy.output)
         except BastionError as error:
-            self._refused(context, target, name, version, stage, error)
+            self._refused(context, target, name, version, stages.current, error)
             raise
         latency = time.perf_counter() - started
         details: dict[str, Any] = {
@@ -173,8 +204,9 @@ class Gateway:
                 "outputs": outputs,
                 "contributions": raw.get("contributions"),
             }
-        durable = policy.audit == "durable" or policy.high_risk
-        self._uow.record(context, ACTION, target, decision, details, durable=durable)
+        with stages.enter("audit"):
+            durable = policy.audit == "durable" or policy.high_risk
+            self._uow.record(context, ACTION, target, decision, details, durable=durable)
         self.metrics.requests.labels(name, context.principal.id, "allowed").inc()
         self.metrics.latency.labels(name).observe(latency)
         return {"model": name, "version": number, "outputs": outputs}

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
+from opentelemetry.propagate import extract
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.deps import RequestContext, request_context
@@ -31,11 +32,12 @@ async def _predict(request: Request, name: str, version: int | None) -> Response
     # The body is capped as it arrives and only parsed after authorization (inside the pipeline).
     body = await read_capped(request, gateway.max_body_bytes)
     content_type = request.headers.get("content-type")
+    parent = extract(request.headers)  # a caller's W3C traceparent: the gateway's spans join its trace
 
     def serve() -> bytes:
         # Authentication, the pipeline and the encoding of the answer share one worker thread: one hop off the
         # event loop per request, and nothing left for the loop but sending bytes.
-        result = gateway.predict(request_context(request), name, version, body, content_type)
+        result = gateway.predict(request_context(request), name, version, body, content_type, parent)
         return json.dumps(result, separators=(",", ":"), allow_nan=False).encode()
 
     return Response(await run_in_threadpool(serve), media_type="application/json")
