@@ -15,6 +15,7 @@ from bastion.spine.context import ANONYMOUS, Context, Resource
 from bastion.spine.interfaces import Credentials
 
 PURPOSE_HEADER = "x-bastion-purpose"
+DESTINATION_HEADER = "x-bastion-destination-region"  # where read data goes, if not the dataset's region
 MAX_CREDENTIAL_LENGTH = 8192
 
 
@@ -63,6 +64,7 @@ def request_context(request: Request) -> Context:
         source_address=base.source_address,
         user_agent=base.user_agent,
         purpose=request.headers.get(PURPOSE_HEADER),
+        destination=request.headers.get(DESTINATION_HEADER),
     )
     if principal.attributes.get("break_glass"):
         # Every use of the sealed emergency credential pages the SIEM before the request goes on; if that

@@ -191,9 +191,17 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
         pii=pii,
         datasets=datasets,
         data_ingest=DataIngest(
-            uow, database, clock, data_vault, datasets, pii, uploads, settings.data_max_bytes
+            uow,
+            database,
+            clock,
+            data_vault,
+            datasets,
+            pii,
+            uploads,
+            settings.data_max_bytes,
+            settings.data_region,
         ),
-        data_export=DataExport(uow, database, data_vault, datasets, pii),
+        data_export=DataExport(uow, database, data_vault, datasets, pii, settings.data_region),
         gateway=Gateway(
             uow,
             database,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -169,6 +170,10 @@ def export(
     purpose: Annotated[str, typer.Option("--purpose", help="Why: one of the purposes the dataset serves.")],
     out_path: Annotated[Path, typer.Option("--out", dir_okay=False, help="The file to write.")],
     fmt: Annotated[str, typer.Option("--format", help="csv, jsonl or parquet.")] = "csv",
+    to_region: Annotated[
+        str | None,
+        typer.Option("--to-region", help="Where the file goes, if not the dataset's region (residency)."),
+    ] = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -177,7 +182,8 @@ def export(
         raise InvalidInput("--format is csv, jsonl or parquet.")
     name, version = parse_ref(ref)
     with operator_session(settings_from(config)) as bastion:
-        report = bastion.data_export.export(operator_context(purpose), name, version, _FORMATS[fmt], out_path)
+        context = replace(operator_context(purpose), destination=to_region)
+        report = bastion.data_export.export(context, name, version, _FORMATS[fmt], out_path)
     if json_output:
         emit_json(
             {

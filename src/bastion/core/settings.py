@@ -192,6 +192,13 @@ class Settings(BaseSettings):
     gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024**2)
     gateway_max_json_depth: int = Field(default=32, ge=3, le=1000)
     gateway_worker_memory_mb: int = Field(default=2048, ge=64, le=1024 * 1024)
+    data_region: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",
+        description="The region this deployment stores data in. Set, it enforces residency on ingest: a "
+        "dataset of another region is stored only under an explicit data.transfer rule (exports to a "
+        "declared destination region are checked either way).",
+    )
     otel_exporter: Literal["none", "otlp", "console"] = Field(
         default="none", description="Where OpenTelemetry traces of the gateway go (none: not recorded)."
     )

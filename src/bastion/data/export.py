@@ -24,6 +24,7 @@ from bastion.data.pii import PiiEngine
 from bastion.data.pseudonyms import Pseudonymizer
 from bastion.data.records import dataset_info, dataset_row, resource, version_row
 from bastion.data.registry import DatasetRegistry
+from bastion.data.residency import check_transfer
 from bastion.data.schema import Transform
 from bastion.keys.errors import CryptoError
 from bastion.keys.vault import ObjectVault
@@ -54,7 +55,9 @@ class DataExport:
         vault: ObjectVault,
         registry: DatasetRegistry,
         pii: PiiEngine,
+        region: str | None = None,
     ) -> None:
+        self._region = region  # where this deployment (and so the export file) is
         self._uow, self._database, self._vault, self._registry, self._pii = (
             uow,
             database,
@@ -88,6 +91,8 @@ class DataExport:
             raise PermissionDenied(
                 f"Dataset {name} is not for {purpose!r}; it serves {', '.join(info.purposes)}."
             )
+        destination = context.destination or self._region
+        check_transfer(self._uow, context, policy_resource, info.region, destination, f"export for {purpose}")
         with self._vault.workspace() as work:
             plain = work / "canonical.jsonl"
             try:

@@ -36,6 +36,7 @@ from bastion.data.pseudonyms import Pseudonymizer
 from bastion.data.readers import Problems, read_rows
 from bastion.data.records import DatasetVersionInfo, dataset_info, dataset_row, resource, version_info
 from bastion.data.registry import DatasetRegistry
+from bastion.data.residency import check_transfer
 from bastion.data.schema import DatasetSchema
 from bastion.data.sniff import sniff
 from bastion.keys.vault import ObjectVault
@@ -81,9 +82,11 @@ class DataIngest:
         pii: PiiEngine,
         limiter: TokenBuckets,
         max_bytes: int,
+        region: str | None = None,
     ) -> None:
         self._uow, self._database, self._clock, self._vault = uow, database, clock, vault
         self._registry, self._pii, self._limiter, self._max_bytes = registry, pii, limiter, max_bytes
+        self._region = region  # where this deployment stores data (None: not declared)
 
     @property
     def max_bytes(self) -> int:
@@ -98,6 +101,8 @@ class DataIngest:
         self._uow.authorize(context, "data.ingest", target)
         if not exists:
             raise NotFound(f"There is no dataset named {name}; create it first.")
+        # Storing here is moving the data into this deployment's region: before a byte is received.
+        check_transfer(self._uow, context, target, target.attributes["region"], self._region, "ingest")
         self._limiter.take(context.principal.id, "data uploads")
         with self._vault.workspace() as work:
             upload = Upload(name, work / filename, self._max_bytes, DataTooLarge)

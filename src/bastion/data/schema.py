@@ -49,6 +49,9 @@ class FieldSpec(BaseModel):
     # The purposes this field is needed for; on export for another purpose it is dropped (minimisation).
     # Empty: needed for every purpose the dataset serves.
     purposes: list[str] = Field(default_factory=list, max_length=50)
+    # This field identifies the data subject: data-subject requests (access, erasure, rectification) find the
+    # subject's records through it (its plain value, its pseudonym token, or its field-encrypted value).
+    subject: bool = False
 
 
 class Transform(BaseModel):
@@ -73,12 +76,22 @@ class KAnonymity(BaseModel):
     max_suppression: float = Field(default=0.05, ge=0, le=0.5)  # share of rows that may be suppressed
 
 
+class PrivacyBudget(BaseModel):
+    """The differential-privacy budget each consumer (principal) has on this dataset, across all its
+    versions; aggregate queries are refused once a consumer's composed spend would exceed it."""
+
+    model_config = ConfigDict(extra="forbid")
+    epsilon: float = Field(gt=0, le=100)
+    delta: float = Field(default=1e-6, ge=0, lt=0.01)
+
+
 class DatasetSchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
     fields: list[FieldSpec] = Field(min_length=1, max_length=500)
     transforms: list[Transform] = Field(default_factory=list, max_length=500)
     k_anonymity: KAnonymity | None = None  # applied on export
     allow_extra_fields: bool = False
+    privacy_budget: PrivacyBudget | None = None  # None: no differentially private queries at all
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetSchema:

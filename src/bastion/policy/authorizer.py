@@ -104,6 +104,7 @@ class CedarAuthorizer:
             "weekday": now.isoweekday(),
             **({"source_address": context.source_address} if context.source_address else {}),
             **({"purpose": context.purpose} if context.purpose else {}),
+            **({"destination_region": context.destination} if context.destination else {}),
         }
         # A Cedar decision is a pure function of the policy set, the entities and the request, and every
         # input is in this key (time to the second, as the context carries it): a hit is the same decision.

@@ -34,7 +34,13 @@ MODEL_ACTIONS = (
 )  # fmt: skip
 # Datasets. ``reidentify`` turns a pseudonym back into its value: data stewards only, every use audited.
 # ``analyze`` runs the PII engine on text the caller sends (no stored data is read).
-DATA_ACTIONS = ("create", "read", "ingest", "export", "schema", "reidentify", "analyze")
+# ``query``: differentially private aggregates (within the consumer's budget); ``retention``: delete expired
+# versions; ``subjects``: data-subject requests (access, erasure, rectification); ``transfer``: read or copy
+# data into another region than the dataset's — granted by no role, only by an explicit Cedar rule.
+DATA_ACTIONS = (
+    "create", "read", "ingest", "export", "schema", "reidentify", "analyze", "query", "retention", "subjects",
+    "transfer",
+)  # fmt: skip
 _KEY_ACTIONS = ("create", "read", "rotate", "disable", "enable", "destroy")
 _KEY_USES = ("encrypt", "decrypt", "rewrap", "sign", "verify", "mac")
 
@@ -130,8 +136,10 @@ ROLES: dict[str, tuple[str, ...]] = {
     "data-steward": (
         *_actions("keys", "read", "encrypt", "decrypt", "mac", "rewrap"),
         "secrets.list",
-        *_actions("data", *DATA_ACTIONS),
+        *_actions("data", *(a for a in DATA_ACTIONS if a != "transfer")),
     ),
+    # Reads aggregates only, through differential privacy.
+    "analyst": ("data.read", "data.query"),
     "approver": (
         "identity.elevations.read",
         "identity.elevations.approve",
@@ -171,5 +179,7 @@ ROLES: dict[str, tuple[str, ...]] = {
 # What the local operator (whoever holds the server's state directory) may do: administer everything it
 # could anyway reach on disk. Break-glass and restores stay with it.
 LOCAL_OPERATOR_ACTIONS: tuple[str, ...] = tuple(
-    action for action in ACTIONS if action not in ("identity.tokens.issue", "identity.elevations.request")
+    action
+    for action in ACTIONS
+    if action not in ("identity.tokens.issue", "identity.elevations.request", "data.transfer")
 )

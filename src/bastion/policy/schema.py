@@ -31,7 +31,7 @@ def schema_text() -> str:
         f"namespace {NAMESPACE} {{",
         "  type RequestContext = {",
         "    auth_method: String, break_glass: Bool, now: Long, hour_utc: Long, weekday: Long,",
-        "    source_address?: String, purpose?: String",
+        "    source_address?: String, purpose?: String, destination_region?: String",
         "  };",
         "  entity Role;",
         "  entity Group in [Role];",

@@ -13,6 +13,7 @@ from bastion.core.errors import InvalidInput
 from bastion.core.ids import new_request_id
 
 _PURPOSE = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,63}$")
+_REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 
 
 class PrincipalType(StrEnum):
@@ -59,8 +60,15 @@ class Context:
     source_address: str | None = None
     user_agent: str | None = None
     purpose: str | None = None
+    # Where the data this request reads or copies goes (a region), when that is not where it is stored.
+    destination: str | None = None
 
     def __post_init__(self) -> None:
+        if self.destination is not None and not _REGION.fullmatch(self.destination):
+            raise InvalidInput(
+                "The destination region is not a valid region name.",
+                remedy="Use a lowercase region name such as 'eu-west-1'.",
+            )
         if self.purpose is not None and not _PURPOSE.fullmatch(self.purpose):
             raise InvalidInput(
                 "The declared purpose is not a valid purpose name.",

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -473,3 +474,63 @@ class ModelServing(Base):
     policy: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_by: Mapped[str] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class PrivacySpend(Base):
+    """One differentially private release: what it cost a consumer on a dataset (the accountant's ledger)."""
+
+    __tablename__ = "privacy_spends"
+    __table_args__ = (Index("ix_privacy_spends_dataset_consumer", "dataset_name", "consumer"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_name: Mapped[str] = mapped_column(String(128))
+    consumer: Mapped[str] = mapped_column(String(255))
+    query: Mapped[dict[str, Any]] = mapped_column(JSON)
+    epsilon: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DatasetExport(Base):
+    """An export's file digest: a dataset ingested from that file is derived from the exported version."""
+
+    __tablename__ = "dataset_exports"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    purpose: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SubjectRequest(Base):
+    """A data-subject request. The identifier is kept sealed (field-encrypted) only while the request is
+    open; afterwards only its keyed digest remains."""
+
+    __tablename__ = "subject_requests"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # access | erasure | rectification
+    subject_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    subject_digest: Mapped[str] = mapped_column(String(64))
+    changes: Mapped[str | None] = mapped_column(Text, nullable=True)  # rectification: sealed JSON
+    status: Mapped[str] = mapped_column(String(16))  # open | completed
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class ModelReview(Base):
+    """A model version flagged for retraining review (e.g. its training data changed under an erasure)."""
+
+    __tablename__ = "model_reviews"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
