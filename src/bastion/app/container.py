@@ -19,6 +19,7 @@ from bastion.core.settings import KeyBackendKind, Settings
 from bastion.data.export import DataExport
 from bastion.data.ingest import DataIngest
 from bastion.data.pii import PiiEngine
+from bastion.data.private_queries import PrivateQueries
 from bastion.data.registry import DatasetRegistry
 from bastion.gateway.limits import Limiter, LocalLimiter, RedisLimiter
 from bastion.gateway.llm import LlmProxy
@@ -79,6 +80,7 @@ class Bastion:
     datasets: DatasetRegistry
     data_ingest: DataIngest
     data_export: DataExport
+    private_queries: PrivateQueries
     gateway: Gateway
     llm: LlmProxy
     tracing: Tracing
@@ -202,6 +204,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
             settings.data_region,
         ),
         data_export=DataExport(uow, database, data_vault, datasets, pii, settings.data_region),
+        private_queries=PrivateQueries(uow, database, clock, data_vault),
         gateway=Gateway(
             uow,
             database,

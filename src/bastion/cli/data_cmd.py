@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from bastion.app.container import operator_context
 from bastion.cli.common import ConfigOption, JsonOption, operator_session, settings_from
 from bastion.cli.output import emit_json, emit_rows, out, transfer_progress
 from bastion.core.errors import InvalidInput
 from bastion.data.export import ExportFormat
+from bastion.data.privacy import DpQuery
 from bastion.data.records import DatasetVersionInfo, parse_ref
 
 app = typer.Typer(
@@ -250,3 +252,56 @@ def pii(
         out.print(f"({len(results)} found; NER {status})")
     if results:
         raise typer.Exit(10)
+
+
+@app.command("query")
+def query(
+    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION (default: the latest).")],
+    kind: Annotated[str, typer.Option("--kind", help="count, sum, mean, histogram or quantile.")],
+    epsilon: Annotated[float, typer.Option("--epsilon", help="What this answer may cost (> 0).")],
+    field: Annotated[str | None, typer.Option("--field", help="The field (all but count).")] = None,
+    mechanism: Annotated[str, typer.Option("--mechanism", help="laplace or gaussian.")] = "laplace",
+    delta: Annotated[float, typer.Option("--delta", help="The Gaussian mechanism's delta.")] = 0.0,
+    q: Annotated[float | None, typer.Option("--q", help="The quantile, in (0, 1).")] = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """A differentially private aggregate, charged to your privacy budget on the dataset."""
+    try:
+        request = DpQuery.model_validate(
+            {"kind": kind, "field": field, "epsilon": epsilon, "mechanism": mechanism, "delta": delta, "q": q}
+        )
+    except ValidationError as error:
+        raise InvalidInput(f"Invalid query: {error.errors()[0]['msg']}") from None
+    name, version = parse_ref(ref)
+    with operator_session(settings_from(config)) as bastion:
+        answer = bastion.private_queries.query(operator_context(), name, version, request)
+    document = {
+        "dataset": answer.dataset,
+        "version": answer.version,
+        "query": answer.query,
+        "value": answer.value,
+        "mechanism": answer.mechanism,
+        "scale": answer.scale,
+        "spent": {"epsilon": answer.spent.epsilon, "delta": answer.spent.delta},
+        "budget": answer.budget.model_dump(),
+    }
+    if json_output:
+        emit_json(document)
+    else:
+        out.print(
+            f"{kind} = {answer.value} (noise scale {answer.scale:.4g}); spent epsilon "
+            f"{answer.spent.epsilon:.4g} of {answer.budget.epsilon:g}"
+        )
+
+
+@app.command("budget")
+def budget(name: Name, config: ConfigOption = None, json_output: JsonOption = False) -> None:
+    """What each consumer has spent of its privacy budget on a dataset (composed)."""
+    with operator_session(settings_from(config)) as bastion:
+        spent = bastion.private_queries.spent(operator_context(), name)
+    rows = [
+        {"consumer": c, "epsilon": s.epsilon, "delta": s.delta, "queries": s.queries}
+        for c, s in spent.items()
+    ]
+    emit_rows(rows, ("Consumer", "Epsilon", "Delta", "Queries"), json_output)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from bastion.core.errors import InvalidInput, PermissionDenied
 from bastion.data import transforms
-from bastion.data.ingest import canonical_jsonl, read_canonical
+from bastion.data.ingest import canonical_jsonl
 from bastion.data.kanonymity import anonymise
 from bastion.data.pii import PiiEngine
 from bastion.data.pseudonyms import Pseudonymizer
@@ -26,7 +26,7 @@ from bastion.data.records import dataset_info, dataset_row, resource, version_ro
 from bastion.data.registry import DatasetRegistry
 from bastion.data.residency import check_transfer
 from bastion.data.schema import Transform
-from bastion.keys.errors import CryptoError
+from bastion.data.versions import load_rows
 from bastion.keys.vault import ObjectVault
 from bastion.spine.context import Context
 from bastion.spine.uow import UnitOfWork
@@ -93,16 +93,7 @@ class DataExport:
             )
         destination = context.destination or self._region
         check_transfer(self._uow, context, policy_resource, info.region, destination, f"export for {purpose}")
-        with self._vault.workspace() as work:
-            plain = work / "canonical.jsonl"
-            try:
-                self._vault.decrypt_into(context, version_id, plain)
-            except CryptoError:
-                raise InvalidInput(
-                    f"{name}@{number} failed its integrity check and was not exported."
-                ) from None
-            rows = read_canonical(plain)
-            plain.unlink()
+        rows = load_rows(self._vault, context, version_id, f"{name}@{number}")
         schema = info.schema
         dropped = [f.name for f in schema.fields if f.purposes and purpose not in f.purposes]
         steps = [Transform(field=f, op="drop") for f in dropped]
