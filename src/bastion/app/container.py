@@ -21,6 +21,7 @@ from bastion.data.ingest import DataIngest
 from bastion.data.pii import PiiEngine
 from bastion.data.private_queries import PrivateQueries
 from bastion.data.registry import DatasetRegistry
+from bastion.data.retention import DataRetention
 from bastion.gateway.limits import Limiter, LocalLimiter, RedisLimiter
 from bastion.gateway.llm import LlmProxy
 from bastion.gateway.pool import Limits
@@ -81,6 +82,7 @@ class Bastion:
     data_ingest: DataIngest
     data_export: DataExport
     private_queries: PrivateQueries
+    retention: DataRetention
     gateway: Gateway
     llm: LlmProxy
     tracing: Tracing
@@ -205,6 +207,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
         ),
         data_export=DataExport(uow, database, data_vault, datasets, pii, settings.data_region),
         private_queries=PrivateQueries(uow, database, clock, data_vault),
+        retention=DataRetention(
+            uow, database, clock, data_vault, {str(c): d for c, d in settings.data_retention_days.items()}
+        ),
         gateway=Gateway(
             uow,
             database,

@@ -100,8 +100,15 @@ def serve(settings: Settings, target: ServeTarget) -> None:
         settings.audit_export_interval_s,
         lambda: bastion.exporter.run_once(system_context("audit-export")),
     )
+    # Expired dataset versions are crypto-shredded, each with a deletion certificate in the audit log.
+    retention = PeriodicJob(
+        "retention",
+        settings.data_retention_interval_s,
+        lambda: bastion.retention.run(system_context("data-retention")),
+    )
     checkpointer.start()
     exporter.start()
+    retention.start()
     try:
         uvicorn.Server(config).run()
     except KeyboardInterrupt:
@@ -110,4 +117,5 @@ def serve(settings: Settings, target: ServeTarget) -> None:
     finally:
         checkpointer.stop()  # a last checkpoint, so a clean shutdown leaves the whole log witnessed
         exporter.stop()  # and a last delivery to the SIEMs
+        retention.stop()
         bastion.close()

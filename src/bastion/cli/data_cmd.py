@@ -305,3 +305,37 @@ def budget(name: Name, config: ConfigOption = None, json_output: JsonOption = Fa
         for c, s in spent.items()
     ]
     emit_rows(rows, ("Consumer", "Epsilon", "Delta", "Queries"), json_output)
+
+
+retention_app = typer.Typer(help="Retention: delete expired dataset versions, with certificates.")
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be deleted; delete nothing.")
+    ] = False,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Crypto-shred every dataset version past its retention; each deletion writes a certificate to the
+    audit log. The server runs this on its own every ``data_retention_interval_s``."""
+    with operator_session(settings_from(config)) as bastion:
+        certificates = bastion.retention.run(operator_context(), dry_run=dry_run)
+    rows = [
+        {
+            "dataset": c["dataset"],
+            "version": c["version"],
+            "sha256": c["sha256"],
+            "expired_at": c["expired_at"],
+            "policy": f"{c['policy']['retention_days']} days ({c['policy']['source']})",
+        }
+        for c in certificates
+    ]
+    if json_output:
+        emit_json(certificates)
+    else:
+        verb = "Would delete" if dry_run else "Deleted"
+        out.print(f"{verb} {len(rows)} version(s).")
+        emit_rows(rows, ("Dataset", "Version", "SHA-256", "Expired at", "Policy"), False)

@@ -199,6 +199,13 @@ class Settings(BaseSettings):
         "dataset of another region is stored only under an explicit data.transfer rule (exports to a "
         "declared destination region are checked either way).",
     )
+    data_retention_days: dict[Literal["public", "internal", "confidential", "restricted"], int] = Field(
+        default_factory=dict,
+        description="Default retention (days) by classification, for datasets that declare none.",
+    )
+    data_retention_interval_s: float = Field(
+        default=3600, ge=60, le=7 * 86400, description="How often the server runs retention."
+    )
     otel_exporter: Literal["none", "otlp", "console"] = Field(
         default="none", description="Where OpenTelemetry traces of the gateway go (none: not recorded)."
     )

@@ -34,7 +34,8 @@ _SYSTEM_SCOPED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Key", MODEL_SIGNING_KEY, ("keys.create", "keys.read", "keys.sign")),
     ("Key", MODEL_ARCHIVE_KEY, ("keys.create", "keys.read", "keys.encrypt", "keys.decrypt")),
 )
-SYSTEM_ACTIONS = ("audit.checkpoint", "audit.export", "models.load")  # models.load: the gateway's workers
+# models.load: the gateway's workers; data.retention: the server's scheduled deletion of expired data.
+SYSTEM_ACTIONS = ("audit.checkpoint", "audit.export", "models.load", "data.retention")
 SYSTEM_OWNED_KEY_ACTIONS = ("keys.create", "keys.read", "keys.encrypt", "keys.decrypt", "keys.destroy")
 
 
