@@ -26,6 +26,8 @@ from bastion.gateway.limits import Limiter, LocalLimiter, RedisLimiter
 from bastion.gateway.llm import LlmProxy
 from bastion.gateway.pool import Limits
 from bastion.gateway.service import Gateway
+from bastion.governance.lineage import Lineage
+from bastion.governance.subjects import SubjectRights
 from bastion.identity import ApiKeyAuthenticator, IdentityService
 from bastion.identity.bearer import BearerAuthenticator
 from bastion.identity.certificates import ClientCertificateIssuer
@@ -83,6 +85,8 @@ class Bastion:
     data_export: DataExport
     private_queries: PrivateQueries
     retention: DataRetention
+    lineage: Lineage
+    subjects: SubjectRights
     gateway: Gateway
     llm: LlmProxy
     tracing: Tracing
@@ -152,6 +156,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
     uploads = TokenBuckets(settings.data_uploads_per_minute, settings.data_uploads_per_minute, clock)
     limiter = build_limiter(settings)
     tracing = build_tracing(settings)
+    lineage = Lineage(uow, database)
     return Bastion(
         settings=settings,
         clock=clock,
@@ -205,8 +210,12 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
             settings.data_max_bytes,
             settings.data_region,
         ),
-        data_export=DataExport(uow, database, data_vault, datasets, pii, settings.data_region),
+        data_export=DataExport(uow, database, data_vault, datasets, pii, clock, settings.data_region),
         private_queries=PrivateQueries(uow, database, clock, data_vault),
+        lineage=lineage,
+        subjects=SubjectRights(
+            uow, database, clock, keys, data_vault, datasets, lineage, pii, system_context("data-subjects")
+        ),
         retention=DataRetention(
             uow, database, clock, data_vault, {str(c): d for c, d in settings.data_retention_days.items()}
         ),

@@ -11,7 +11,7 @@ from typing import Any
 import uvicorn
 
 from bastion.app.background import PeriodicJob
-from bastion.app.container import build, system_context
+from bastion.app.container import Bastion, build, system_context
 from bastion.app.state import tls_dir
 from bastion.app.tls_protocol import ClientCertH11Protocol
 from bastion.core.clock import SystemClock
@@ -104,7 +104,7 @@ def serve(settings: Settings, target: ServeTarget) -> None:
     retention = PeriodicJob(
         "retention",
         settings.data_retention_interval_s,
-        lambda: bastion.retention.run(system_context("data-retention")),
+        lambda: housekeeping(bastion),
     )
     checkpointer.start()
     exporter.start()
@@ -119,3 +119,9 @@ def serve(settings: Settings, target: ServeTarget) -> None:
         exporter.stop()  # and a last delivery to the SIEMs
         retention.stop()
         bastion.close()
+
+
+def housekeeping(bastion: Bastion) -> None:
+    """The data-protection duties that run on a schedule: retention, then overdue data-subject requests."""
+    bastion.retention.run(system_context("data-retention"))
+    bastion.subjects.alert_overdue(system_context("data-subjects"))

@@ -39,6 +39,7 @@ def full_app() -> typer.Typer:
         backup_cmd,
         config_cmd,
         data_cmd,
+        governance_cmd,
         identity_cmd,
         keys_cmd,
         models_cmd,
@@ -66,6 +67,8 @@ def full_app() -> typer.Typer:
     app.add_typer(policy_cmd.policies, name="policies")
     app.add_typer(models_cmd.app, name="models")
     app.add_typer(data_cmd.app, name="data")
+    data_cmd.app.add_typer(governance_cmd.requests, name="requests")
+    app.add_typer(governance_cmd.lineage, name="lineage")
 
     hint = typer.Argument(help="PATH... [--format text|json|sarif] [--output FILE]")
 

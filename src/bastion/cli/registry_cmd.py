@@ -16,13 +16,13 @@ import typer
 from bastion.app.container import operator_context
 from bastion.cli.common import ConfigOption, JsonOption, operator_session, settings_from
 from bastion.cli.output import emit_json, emit_rows, out, transfer_progress
+from bastion.core.digests import file_digest
 from bastion.core.errors import InvalidInput
 from bastion.models.gates import GatePolicy, Threshold
 from bastion.models.intake import ThirdParty
 from bastion.models.provenance import DatasetRef, environment_sbom
 from bastion.models.records import VersionInfo, parse_ref
 from bastion.models.registry import GLOBAL_GATE
-from bastion.models.signing import file_digest
 
 Ref = Annotated[str, typer.Argument(help="NAME@VERSION")]
 _BLOCK = 1 << 20

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bastion.core.clock import Clock
+from bastion.core.digests import file_digest
 from bastion.core.errors import InvalidInput, PermissionDenied
+from bastion.core.ids import uuid7
 from bastion.data import transforms
 from bastion.data.ingest import canonical_jsonl
 from bastion.data.kanonymity import anonymise
@@ -31,6 +34,7 @@ from bastion.keys.vault import ObjectVault
 from bastion.spine.context import Context
 from bastion.spine.uow import UnitOfWork
 from bastion.store.database import Database
+from bastion.store.tables import DatasetExport
 
 ExportFormat = Literal["csv", "jsonl", "parquet"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -55,8 +59,10 @@ class DataExport:
         vault: ObjectVault,
         registry: DatasetRegistry,
         pii: PiiEngine,
+        clock: Clock,
         region: str | None = None,
     ) -> None:
+        self._clock = clock
         self._region = region  # where this deployment (and so the export file) is
         self._uow, self._database, self._vault, self._registry, self._pii = (
             uow,
@@ -122,8 +128,21 @@ class DataExport:
         partial = target.with_name(f".{target.name}.partial")
         try:
             _write(rows, fields, fmt, partial)
-            with self._uow.act(context, "data.export", policy_resource, details=details):
-                pass  # audited (durably) before the file appears under its name
+            details["sha256"] = file_digest(partial)
+            with self._uow.act(context, "data.export", policy_resource, details=details) as work:
+                # Audited (durably) before the file appears under its name; its digest is lineage: a dataset
+                # ingested from this file, or a model trained on it, traces back to this version.
+                work.session.add(
+                    DatasetExport(
+                        id=f"de-{uuid7()}",
+                        dataset_name=name,
+                        version=number,
+                        sha256=details["sha256"],
+                        purpose=purpose,
+                        created_by=context.principal.id,
+                        created_at=self._clock.now(),
+                    )
+                )
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)

@@ -46,7 +46,7 @@ from bastion.scanning.streams import Window
 from bastion.spine.context import Context, Resource
 from bastion.spine.uow import UnitOfWork
 from bastion.store.database import Database
-from bastion.store.tables import DatasetQuarantine, DatasetVersionRow, Pseudonym
+from bastion.store.tables import DatasetExport, DatasetQuarantine, DatasetVersionRow, Pseudonym
 
 _SNIFF_WHOLE = 1 << 20  # texts up to this size are also checked for a protocol-0 pickle in full
 
@@ -259,6 +259,9 @@ class DataIngest:
             ],
             "classification_suggestions": suggestions,
         }
+        origin = self._exported_from(source_sha256)
+        if origin is not None:
+            report["derived_from"] = origin
         prepared = _Prepared(version_id, key_name, sha256, fmt, source_sha256, stored, len(canonical), report)
         try:
             return self._record(context, target, name, prepared, tools)
@@ -312,6 +315,30 @@ class DataIngest:
         for (field, token), encrypted in sealed.items():
             if session.get(Pseudonym, (name, field, token)) is None:
                 session.add(Pseudonym(dataset_name=name, field=field, token=token, value_encrypted=encrypted))
+
+    def _exported_from(self, source_sha256: str) -> dict[str, Any] | None:
+        """Lineage: the upload is a file Bastion exported (same SHA-256), so this version derives from the
+        exported one."""
+        with self._database.read() as session:
+            export = session.scalars(
+                select(DatasetExport).where(DatasetExport.sha256 == source_sha256)
+            ).first()
+            if export is None:
+                return None
+            parent = session.scalars(
+                select(DatasetVersionRow).where(
+                    DatasetVersionRow.dataset_name == export.dataset_name,
+                    DatasetVersionRow.version == export.version,
+                )
+            ).first()
+            if parent is None:
+                return None
+            return {
+                "version_id": parent.id,
+                "dataset": parent.dataset_name,
+                "version": parent.version,
+                "via": f"export for {export.purpose}",
+            }
 
     def _existing(self, name: str, sha256: str) -> DatasetVersionInfo | None:
         """Content addressing: the same rows again are the same version, not a new one."""

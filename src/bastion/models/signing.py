@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bastion.core.digests import file_digest
 from bastion.core.errors import InvalidInput, VerificationFailed
 
 if TYPE_CHECKING:  # verifying needs neither: `bastion models verify` stays a light process
@@ -37,7 +38,6 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 # What model_signing leaves out by default; recorded in the signature, so both sides agree on it.
 DEFAULT_IGNORED = (".github", ".gitignore", ".git", ".gitattributes")
-_BLOCK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +52,6 @@ class Manifest:
         for _, digest in self.resources:
             hasher.update(bytes.fromhex(digest))
         return hasher.hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_BLOCK):
-            hasher.update(block)
-    return hasher.hexdigest()
 
 
 def build_manifest(model: Path, ignore_paths: tuple[str, ...] = DEFAULT_IGNORED) -> Manifest:

@@ -34,8 +34,9 @@ _SYSTEM_SCOPED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Key", MODEL_SIGNING_KEY, ("keys.create", "keys.read", "keys.sign")),
     ("Key", MODEL_ARCHIVE_KEY, ("keys.create", "keys.read", "keys.encrypt", "keys.decrypt")),
 )
-# models.load: the gateway's workers; data.retention: the server's scheduled deletion of expired data.
-SYSTEM_ACTIONS = ("audit.checkpoint", "audit.export", "models.load", "data.retention")
+# models.load: the gateway's workers; data.retention and data.subjects: the server's scheduled deletion of
+# expired data and its alerts on overdue data-subject requests.
+SYSTEM_ACTIONS = ("audit.checkpoint", "audit.export", "models.load", "data.retention", "data.subjects")
 SYSTEM_OWNED_KEY_ACTIONS = ("keys.create", "keys.read", "keys.encrypt", "keys.decrypt", "keys.destroy")
 
 
