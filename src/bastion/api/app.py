@@ -12,6 +12,7 @@ from bastion.api.routes import (
     audit,
     datasets,
     elevations,
+    governance,
     health,
     identity,
     llm,
@@ -23,10 +24,15 @@ from bastion.api.routes import (
 from bastion.audit.query import AuditQueries
 from bastion.data.export import DataExport
 from bastion.data.ingest import DataIngest
+from bastion.data.labels import Labels
 from bastion.data.pii import PiiEngine
+from bastion.data.private_queries import PrivateQueries
 from bastion.data.registry import DatasetRegistry
+from bastion.data.retention import DataRetention
 from bastion.gateway.llm import LlmProxy
 from bastion.gateway.service import Gateway
+from bastion.governance.lineage import Lineage
+from bastion.governance.subjects import SubjectRights
 from bastion.identity import IdentityService
 from bastion.identity.bearer import BearerAuthenticator
 from bastion.identity.elevation import ElevationService
@@ -60,6 +66,11 @@ class ApiServices:
     pii: PiiEngine
     gateway: Gateway
     llm: LlmProxy
+    private_queries: PrivateQueries
+    labels: Labels
+    subjects: SubjectRights
+    retention: DataRetention
+    lineage: Lineage
 
 
 def create_api(services: ApiServices) -> FastAPI:
@@ -85,4 +96,5 @@ def create_api(services: ApiServices) -> FastAPI:
     app.include_router(elevations.router)
     app.include_router(models.router)
     app.include_router(datasets.router)
+    app.include_router(governance.router)
     return app

@@ -18,6 +18,7 @@ from bastion.core.ratelimit import TokenBuckets
 from bastion.core.settings import KeyBackendKind, Settings
 from bastion.data.export import DataExport
 from bastion.data.ingest import DataIngest
+from bastion.data.labels import Labels
 from bastion.data.pii import PiiEngine
 from bastion.data.private_queries import PrivateQueries
 from bastion.data.registry import DatasetRegistry
@@ -85,6 +86,7 @@ class Bastion:
     data_export: DataExport
     private_queries: PrivateQueries
     retention: DataRetention
+    labels: Labels
     lineage: Lineage
     subjects: SubjectRights
     gateway: Gateway
@@ -115,6 +117,11 @@ class Bastion:
                 pii=self.pii,
                 gateway=self.gateway,
                 llm=self.llm,
+                private_queries=self.private_queries,
+                labels=self.labels,
+                subjects=self.subjects,
+                retention=self.retention,
+                lineage=self.lineage,
             )
         )
 
@@ -216,6 +223,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
         subjects=SubjectRights(
             uow, database, clock, keys, data_vault, datasets, lineage, pii, system_context("data-subjects")
         ),
+        labels=Labels(uow, database, clock),
         retention=DataRetention(
             uow, database, clock, data_vault, {str(c): d for c, d in settings.data_retention_days.items()}
         ),

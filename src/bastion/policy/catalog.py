@@ -37,9 +37,10 @@ MODEL_ACTIONS = (
 # ``query``: differentially private aggregates (within the consumer's budget); ``retention``: delete expired
 # versions; ``subjects``: data-subject requests (access, erasure, rectification); ``transfer``: read or copy
 # data into another region than the dataset's — granted by no role, only by an explicit Cedar rule.
+# ``label``: write labels — the labeller role, bound to the dataset it labels.
 DATA_ACTIONS = (
     "create", "read", "ingest", "export", "schema", "reidentify", "analyze", "query", "retention", "subjects",
-    "transfer",
+    "transfer", "label",
 )  # fmt: skip
 _KEY_ACTIONS = ("create", "read", "rotate", "disable", "enable", "destroy")
 _KEY_USES = ("encrypt", "decrypt", "rewrap", "sign", "verify", "mac")
@@ -136,10 +137,12 @@ ROLES: dict[str, tuple[str, ...]] = {
     "data-steward": (
         *_actions("keys", "read", "encrypt", "decrypt", "mac", "rewrap"),
         "secrets.list",
-        *_actions("data", *(a for a in DATA_ACTIONS if a != "transfer")),
+        *_actions("data", *(a for a in DATA_ACTIONS if a not in ("transfer", "label"))),
     ),
     # Reads aggregates only, through differential privacy.
     "analyst": ("data.read", "data.query"),
+    # Annotators: bind this role to the one dataset they label (a scoped role binding).
+    "labeller": ("data.read", "data.label"),
     "approver": (
         "identity.elevations.read",
         "identity.elevations.approve",
@@ -181,5 +184,5 @@ ROLES: dict[str, tuple[str, ...]] = {
 LOCAL_OPERATOR_ACTIONS: tuple[str, ...] = tuple(
     action
     for action in ACTIONS
-    if action not in ("identity.tokens.issue", "identity.elevations.request", "data.transfer")
+    if action not in ("identity.tokens.issue", "identity.elevations.request", "data.transfer", "data.label")
 )

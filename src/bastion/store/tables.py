@@ -534,3 +534,19 @@ class ModelReview(Base):
     reason: Mapped[str] = mapped_column(String(500))
     source: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LabelRow(Base):
+    """One label an annotator gave an item; a change is a new revision (the old one stays, not current)."""
+
+    __tablename__ = "labels"
+    __table_args__ = (Index("ix_labels_dataset_item", "dataset_name", "item"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_name: Mapped[str] = mapped_column(String(128))
+    item: Mapped[str] = mapped_column(String(256))
+    labeller: Mapped[str] = mapped_column(String(255))
+    label: Mapped[str] = mapped_column(String(256))
+    revision: Mapped[int] = mapped_column(Integer)
+    current: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
