@@ -34,6 +34,11 @@ def test_query_budget_retention_erasure_lineage(capsys: pytest.CaptureFixture[st
     code, _, err = run(capsys, "data", "query", "customers", "--kind", "sum", "--epsilon", "0.1")
     assert code != ExitCode.OK and "needs a field" in err
 
+    synthetic = tmp_path / "synthetic.jsonl"
+    synth = ["data", "synthesize", "customers", "--epsilon", "0.3", "--rows", "5", "--out", str(synthetic)]
+    code, out, err = run(capsys, *synth, "--json")
+    assert code == ExitCode.OK, err
+    assert json.loads(out)["omitted"] and len(synthetic.read_text().splitlines()) == 5
     code, out, _ = run(capsys, "data", "retention", "run", "--dry-run", "--json")
     assert code == ExitCode.OK and json.loads(out) == []  # nothing is 30 days old yet
 

@@ -151,3 +151,52 @@ def test_a_dataset_without_a_budget_answers_nothing(
     with pytest.raises(PermissionDenied, match="no privacy budget"):
         system.private_queries.query(people["dana"], customers, None, DpQuery(kind="count", epsilon=0.1))
     assert "no privacy budget declared" in events(system, "denied")[0].reason
+
+
+SURVEY = {
+    "fields": [
+        {"name": "age", "type": "integer", "minimum": 0, "maximum": 100},
+        {"name": "plan", "type": "string", "allowed": ["free", "pro", "team"]},
+        {"name": "active", "type": "boolean"},
+        {"name": "email", "type": "string", "categories": ["PII"]},
+    ],
+    "privacy_budget": {"epsilon": 6.0},
+}
+
+
+def survey_csv(rows: int) -> bytes:
+    plans = ["free", "free", "pro", "team"]
+    lines = ["age,plan,active,email"]
+    lines += [
+        f"{20 + (i * 7) % 60},{plans[i % 4]},{str(i % 3 == 0).lower()},u{i}@example.com" for i in range(rows)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_synthetic_data_keeps_the_marginals_costs_its_epsilon_and_leaves_identifiers_out(
+    system: Bastion, people: dict[str, Context]
+) -> None:
+    dana = people["dana"]
+    system.datasets.create(dana, "survey", SURVEY, purposes=["analytics"], region="eu-west-1")
+    ingest(system, dana, "survey", survey_csv(2000))
+    made, report, spent = system.private_queries.synthesize(
+        dana, "survey", None, 4.0, 1500, with_utility=True
+    )
+    assert spent.epsilon == pytest.approx(4.0) and len(made.rows) == 1500
+    assert made.fields == ["age", "plan", "active"] and made.omitted == [
+        "email"
+    ]  # no domain: not synthesised
+    assert all(set(row) == {"age", "plan", "active"} for row in made.rows)
+    assert all(0 <= row["age"] <= 100 and row["plan"] in ("free", "pro", "team") for row in made.rows)
+    assert report is not None
+    assert all(distance < 0.08 for distance in report["total_variation_distance"].values())
+    ann = person("ann")
+    ops = operator_context()
+    system.identity.create_principal(ops, "user:ann", attributes=CLEARANCE)
+    system.identity.assign_role(ops, "user:ann", "analyst")
+    with pytest.raises(PermissionDenied):  # the utility report reads the original: stewards only
+        system.private_queries.synthesize(ann, "survey", None, 1.0, 10, with_utility=True)
+    made, report, spent = system.private_queries.synthesize(ann, "survey", None, 1.0, 10)
+    assert report is None and spent.epsilon == pytest.approx(1.0)
+    with pytest.raises(BudgetExhausted):
+        system.private_queries.synthesize(dana, "survey", None, 2.5, 10)  # 4 + 2.5 > 6

@@ -77,7 +77,7 @@ def release(rows: Sequence[dict[str, Any]], schema: DatasetSchema, query: DpQuer
         if not spec.allowed:
             raise InvalidInput(f"Field {spec.name} declares no categories ('allowed'): no histogram.")
         counts = [sum(1 for row in rows if str(row.get(spec.name)) == c) for c in spec.allowed]
-        noisy = _noisy_counts(counts, query)
+        noisy = release_counts(counts, query)
         return Release(dict(zip(spec.allowed, noisy.value, strict=True)), *_cost(noisy))
     low, high = _bounds(spec)
     values = [min(max(float(v), low), high) for v in (row.get(spec.name) for row in rows) if v is not None]
@@ -128,7 +128,8 @@ def _noisy_float(value: float, sensitivity: float, query: DpQuery) -> Release:
     return _run("float", value, sensitivity, query)
 
 
-def _noisy_counts(counts: list[int], query: DpQuery) -> Release:
+def release_counts(counts: list[int], query: DpQuery) -> Release:
+    """Noisy counts of a histogram (L1 sensitivity 1 for Laplace, L2 for Gaussian)."""
     return _run("counts", counts, 1, query)
 
 
