@@ -91,12 +91,11 @@ class _Database:
         """(recognizer index, start byte, every end byte of a match from there in increasing order), with
         the recognizers that yield last."""
         scratch = self._scratch()
-        present: list[int] = []
-        self.prefilter.scan(
-            data, match_event_handler=lambda index, *_: present.append(index), scratch=scratch[0]
-        )
-        if not present:
+        try:  # the first candidate anywhere is enough to know the text needs the exact scan
+            self.prefilter.scan(data, match_event_handler=_stop, scratch=scratch[0])
             return []
+        except hyperscan.ScanTerminated:
+            pass
         spans: dict[tuple[int, int], list[int]] = {}
 
         def on_match(index: int, start: int, end: int, _flags: int, _context: object) -> None:
@@ -297,6 +296,10 @@ def _context_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
 
 def _has_context(text: str, start: int, words: tuple[str, ...]) -> bool:
     return _context_pattern(words).search(text[max(0, start - CONTEXT_WINDOW) : start].lower()) is not None
+
+
+def _stop(*_: object) -> bool:
+    return True  # ends the scan at its first match
 
 
 def _identity(offset: int) -> int:

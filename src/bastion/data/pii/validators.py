@@ -77,17 +77,19 @@ def credit_card(text: str) -> float | None:
     return None
 
 
+# ISO 13616 mod-97: letters count as two-digit numbers, A = 10 ... Z = 35 (one C-level translation).
+_IBAN_DIGITS = str.maketrans({chr(ord("A") + i): str(10 + i) for i in range(26)})
+
+
 def iban(text: str) -> float | None:
     compact = text.replace(" ", "").upper()
     country = compact[:2]
     if IBAN_LENGTHS.get(country) != len(compact) or not compact[2:4].isdigit():
         return None
     rearranged = compact[4:] + compact[:4]
-    try:
-        numeric = "".join(str(int(char, 36)) for char in rearranged)
-    except ValueError:
+    if not (rearranged.isascii() and rearranged.isalnum()):
         return None
-    return 0.0 if int(numeric) % 97 == 1 else None
+    return 0.0 if int(rearranged.translate(_IBAN_DIGITS)) % 97 == 1 else None
 
 
 def us_ssn(text: str) -> float | None:
