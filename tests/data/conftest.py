@@ -48,13 +48,18 @@ def person(name: str) -> Context:
     return Context(principal, purpose="analytics")
 
 
-@pytest.fixture
-def people(system: Bastion) -> dict[str, Context]:
+def make_people(system: Bastion, roles: dict[str, str]) -> dict[str, Context]:
+    """Principals cleared for restricted data, each with its role; their request contexts."""
     ops = operator_context()
-    for name, role in ROLES.items():
+    for name, role in roles.items():
         system.identity.create_principal(ops, f"user:{name}", attributes=CLEARANCE)
         system.identity.assign_role(ops, f"user:{name}", role)
-    return {name: person(name) for name in ROLES}
+    return {name: person(name) for name in roles}
+
+
+@pytest.fixture
+def people(system: Bastion) -> dict[str, Context]:
+    return make_people(system, ROLES)
 
 
 @pytest.fixture

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 from bastion.app import Bastion
-from bastion.app.container import operator_context
 from bastion.data.records import DatasetVersionInfo
 from bastion.spine import Context
-from tests.data.conftest import CLEARANCE, CSV, SCHEMA, ingest, person
+from tests.data.conftest import CSV, SCHEMA, ingest, make_people
 from tests.gateway.conftest import breast_cancer_model
 from tests.models.conftest import person as model_person
 from tests.models.conftest import push
@@ -47,11 +46,7 @@ class Estate:
 
 @pytest.fixture
 def people(system: Bastion) -> dict[str, Context]:
-    ops = operator_context()
-    for name, role in ROLES.items():
-        system.identity.create_principal(ops, f"user:{name}", attributes=CLEARANCE)
-        system.identity.assign_role(ops, f"user:{name}", role)
-    return {name: person(name) for name in ROLES}
+    return make_people(system, ROLES)
 
 
 @pytest.fixture

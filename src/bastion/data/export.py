@@ -24,7 +24,6 @@ from bastion.data import transforms
 from bastion.data.ingest import canonical_jsonl
 from bastion.data.kanonymity import anonymise
 from bastion.data.pii import PiiEngine
-from bastion.data.pseudonyms import Pseudonymizer
 from bastion.data.records import dataset_info, dataset_row, resource, version_row
 from bastion.data.registry import DatasetRegistry
 from bastion.data.residency import check_transfer
@@ -104,12 +103,7 @@ class DataExport:
         dropped = [f.name for f in schema.fields if f.purposes and purpose not in f.purposes]
         steps = [Transform(field=f, op="drop") for f in dropped]
         steps += [t for t in schema.transforms if t.on == "export" and t.field not in dropped]
-        tools = transforms.Tools(
-            dataset=name,
-            cipher=lambda: self._registry.cipher(context, name),
-            pseudonymizer=lambda: Pseudonymizer(self._registry.key_material(context, name), name),
-            pii=self._pii,
-        )
+        tools = self._registry.tools(context, name, self._pii)
         rows = transforms.apply(rows, steps, tools)
         k_report = None
         if schema.k_anonymity is not None:

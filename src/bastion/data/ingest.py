@@ -32,7 +32,6 @@ from bastion.core.staging import Upload, safe_filename
 from bastion.data import classify, transforms
 from bastion.data.errors import DataRejected, DataTooLarge
 from bastion.data.pii import PiiEngine
-from bastion.data.pseudonyms import Pseudonymizer
 from bastion.data.readers import Problems, read_rows
 from bastion.data.records import DatasetVersionInfo, dataset_info, dataset_row, resource, version_info
 from bastion.data.registry import DatasetRegistry
@@ -229,12 +228,7 @@ class DataIngest:
         fmt: str,
         rows: list[dict[str, Any]],
     ) -> DatasetVersionInfo:
-        tools = transforms.Tools(
-            dataset=name,
-            cipher=lambda: self._registry.cipher(context, name),
-            pseudonymizer=lambda: Pseudonymizer(self._registry.key_material(context, name), name),
-            pii=self._pii,
-        )
+        tools = self._registry.tools(context, name, self._pii)
         suggestions = classify.suggest(rows, schema, self._pii)
         stored = transforms.apply(rows, [t for t in schema.transforms if t.on == "ingest"], tools)
         canonical = canonical_jsonl(stored)

@@ -12,7 +12,9 @@ from sqlalchemy import select
 
 from bastion.core.clock import Clock
 from bastion.core.errors import Conflict, InvalidInput, NotFound
+from bastion.data import transforms
 from bastion.data.pii import PiiEngine, RecognizerResult
+from bastion.data.pseudonyms import Pseudonymizer
 from bastion.data.records import (
     DatasetInfo,
     DatasetVersionInfo,
@@ -53,6 +55,16 @@ class DatasetRegistry:
 
     def cipher(self, context: Context, name: str) -> FieldCipher:
         return FieldCipher(self._keys, self.as_system(context), dataset_key(name))
+
+    def tools(self, context: Context, name: str, pii: PiiEngine) -> transforms.Tools:
+        """What the transforms of ``name`` need: its field cipher and pseudonymizer, made on first use (each
+        use of the dataset's key is an audited action), and the PII engine."""
+        return transforms.Tools(
+            dataset=name,
+            cipher=lambda: self.cipher(context, name),
+            pseudonymizer=lambda: Pseudonymizer(self.key_material(context, name), name),
+            pii=pii,
+        )
 
     def key_material(self, context: Context, name: str) -> bytes:
         """The dataset key's field-key material (pseudonym HMAC keys derive from it): an audited use."""

@@ -240,12 +240,7 @@ class SubjectRights:
         changes = {field: value for field, value in changes.items() if field in known}
         corrected = [{**rows[i], **changes} for i in sorted(hits)]
         steps = [t for t in schema.transforms if t.on == "ingest" and t.field in changes]
-        tools = transforms.Tools(
-            dataset=name,
-            cipher=lambda: self._registry.cipher(context, name),
-            pseudonymizer=lambda: Pseudonymizer(self._registry.key_material(context, name), name),
-            pii=self._pii,
-        )
+        tools = self._registry.tools(context, name, self._pii)
         corrected = transforms.apply(corrected, steps, tools)
         fixed = dict(zip(sorted(hits), corrected, strict=True))
         return [fixed.get(i, row) for i, row in enumerate(rows)]
