@@ -332,16 +332,12 @@ class SubjectRights:
         fields = [t.field for t in schema.transforms if t.op == "pseudonymise"]
         if not fields:
             return
+        # A token is the keyed HMAC of its value: the subject's entries are found by token, none decrypted.
         pseudonymizer = Pseudonymizer(self._registry.key_material(context, name), name)
-        cipher = self._registry.cipher(context, name)
+        tokens = {(field, pseudonymizer.token(field, subject)) for field in fields}
         with self._database.read() as session:
             entries = session.scalars(select(Pseudonym).where(Pseudonym.dataset_name == name)).all()
-            doomed = [
-                (e.field, e.token)
-                for e in entries
-                if e.token == pseudonymizer.token(e.field, subject)
-                or cipher.decrypt(e.value_encrypted, context=f"{name}.{e.field}#pseudonym") == subject
-            ]
+            doomed = [(e.field, e.token) for e in entries if (e.field, e.token) in tokens]
         if not doomed:
             return
         details = {"pseudonyms_deleted": len(doomed)}
