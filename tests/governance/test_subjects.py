@@ -6,6 +6,7 @@ decrypting everything that remains and by reading every table and every file."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,9 @@ from bastion.data.pseudonyms import Pseudonymizer
 from bastion.data.versions import load_rows
 from bastion.spine import Context
 from bastion.store.tables import Base, DatasetVersionRow, ModelReview, Pseudonym
+from tests.data.conftest import ingest
 from tests.governance.conftest import SUBJECT, Estate
+from tests.governance.test_lineage import COPY_SCHEMA
 
 
 def live_rows(system: Bastion) -> dict[str, list[dict[str, Any]]]:
@@ -137,3 +140,20 @@ def test_refusals(system: Bastion, people: dict[str, Context], estate: Estate) -
     with pytest.raises(InvalidInput):
         system.subjects.run(people["dana"], bad.id)
     assert sorted(live_rows(system)) == ["customers@1", "customers@2", "tickets@1"]  # nothing changed
+
+
+def test_erasure_follows_the_subjects_token_into_a_dataset_made_from_an_export(
+    system: Bastion, people: dict[str, Context], estate: Estate, tmp_path: Path
+) -> None:
+    dana = people["dana"]
+    exported = tmp_path / "customers.csv"
+    system.data_export.export(dana, "customers", 2, "csv", exported)  # emails leave as customers' tokens
+    fields = [{**f, "subject": f["name"] == "email"} for f in COPY_SCHEMA["fields"]]
+    copy_schema = {**COPY_SCHEMA, "fields": fields}
+    system.datasets.create(dana, "customers-copy", copy_schema, purposes=["analytics"], region="eu-west-1")
+    ingest(system, dana, "customers-copy", exported.read_bytes(), "customers.csv")
+    request = system.subjects.register(dana, "erasure", SUBJECT)
+    result = system.subjects.run(dana, request.id).request.result or {}
+    assert "dataset:customers-copy@1" in result["versions_replaced"]
+    assert [r["customer_id"] for r in live_rows(system)["customers-copy@2"]] == [2, 3, 4]
+    assert traces_of_subject(system) == []

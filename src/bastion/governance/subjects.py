@@ -167,8 +167,9 @@ class SubjectRights:
             if set(changes) - known:
                 unknown = sorted(set(changes) - known)
                 raise InvalidInput(f"No dataset has the field(s) {unknown}; nothing was changed.")
+        foreign = self._tokens(context, datasets, subject)
         for name, schema in datasets:
-            match = self._matcher(context, name, schema, subject)
+            match = self._matcher(context, name, schema, subject, foreign)
             fields = {f.name for f in schema.fields}
             if match is None or (kind == "rectification" and not set(changes) & fields):
                 continue
@@ -198,27 +199,36 @@ class SubjectRights:
         return Outcome(self._complete(context, request_id, result), records)
 
     # -- the pieces ---------------------------------------------------------------------------------
-    def _matcher(self, context: Context, name: str, schema: DatasetSchema, subject: str) -> Any:
-        """A row test for the subject, or None when the dataset marks no subject field."""
+    def _matcher(
+        self,
+        context: Context,
+        name: str,
+        schema: DatasetSchema,
+        subject: str,
+        foreign: dict[str, set[str]],
+    ) -> Any:
+        """A row test for the subject, or None when the dataset marks no subject field. A plain subject field
+        also matches the subject's pseudonym tokens from other datasets (``foreign``: per field name) — the
+        values a dataset ingested from another's export carries."""
         fields = [f.name for f in schema.fields if f.subject]
         if not fields:
             return None
         ingest_ops = {t.field: t.op for t in schema.transforms if t.on == "ingest"}
-        expected: dict[str, str] = {}
+        expected: dict[str, set[str]] = {}
         encrypted: list[str] = []
         for field in fields:
             op = ingest_ops.get(field)
             if op == "pseudonymise":
                 material = self._registry.key_material(context, name)
-                expected[field] = Pseudonymizer(material, name).token(field, subject)
+                expected[field] = {Pseudonymizer(material, name).token(field, subject)}
             elif op == "encrypt":
                 encrypted.append(field)
             elif op is None:
-                expected[field] = subject
+                expected[field] = {subject, *foreign.get(field, ())}
         cipher = self._registry.cipher(context, name) if encrypted else None
 
         def match(row: dict[str, Any]) -> bool:
-            if any(str(row.get(f)) == value for f, value in expected.items()):
+            if any(str(row.get(f)) in values for f, values in expected.items()):
                 return True
             return cipher is not None and any(
                 row.get(f) is not None and cipher.decrypt(str(row[f]), context=f"{name}.{f}") == subject
@@ -226,6 +236,22 @@ class SubjectRights:
             )
 
         return match
+
+    def _tokens(
+        self, context: Context, datasets: list[tuple[str, DatasetSchema]], subject: str
+    ) -> dict[str, set[str]]:
+        """The subject's token in every dataset that pseudonymises a subject field, by field name."""
+        tokens: dict[str, set[str]] = {}
+        for name, schema in datasets:
+            subject_fields = {f.name for f in schema.fields if f.subject}
+            pseudonymised = [
+                t.field for t in schema.transforms if t.op == "pseudonymise" and t.field in subject_fields
+            ]
+            if pseudonymised:
+                pseudonymizer = Pseudonymizer(self._registry.key_material(context, name), name)
+                for field in pseudonymised:
+                    tokens.setdefault(field, set()).add(pseudonymizer.token(field, subject))
+        return tokens
 
     def _rectified(
         self,
