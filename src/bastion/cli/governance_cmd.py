@@ -9,6 +9,7 @@ import typer
 from bastion.app.container import operator_context
 from bastion.cli.common import ConfigOption, JsonOption, operator_session, settings_from
 from bastion.cli.output import emit_json, emit_rows, out
+from bastion.cli.registry_cmd import version_ref
 from bastion.core.errors import InvalidInput
 from bastion.data.records import parse_ref
 from bastion.governance.lineage import Graph
@@ -16,13 +17,6 @@ from bastion.governance.subjects import RequestInfo
 
 lineage = typer.Typer(help="Lineage: datasets, derived datasets and the models trained on them.")
 requests = typer.Typer(help="Data-subject requests: access, erasure, rectification (one month to answer).")
-
-
-def _model_ref(ref: str) -> tuple[str, int]:
-    name, _, version = ref.partition("@")
-    if not version.isdigit():
-        raise InvalidInput("Name a model version as NAME@VERSION.")
-    return name, int(version)
 
 
 def _print_graph(graph: Graph, json_output: bool) -> None:
@@ -44,7 +38,7 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """What a model version was trained on, and where that data came from."""
-    name, version = _model_ref(ref)
+    name, version = version_ref(ref)
     with operator_session(settings_from(config)) as bastion:
         graph = bastion.lineage.model(operator_context(), name, version)
     _print_graph(graph, json_output)

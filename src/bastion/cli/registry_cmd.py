@@ -29,7 +29,7 @@ _BLOCK = 1 << 20
 _METRIC = re.compile(r"^([A-Za-z0-9_.:-]{1,64})(>=|<=|=)(-?[0-9.eE+-]+)$")
 
 
-def _ref(ref: str) -> tuple[str, int]:
+def version_ref(ref: str) -> tuple[str, int]:
     name, version = parse_ref(ref)
     if version is None:
         raise InvalidInput(f"Name a version: {name}@VERSION.")
@@ -200,7 +200,7 @@ def provenance_cmd(
     json_output: JsonOption = False,
 ) -> None:
     """Bind a training run's provenance to a version (a signed in-toto statement)."""
-    name, version = _ref(ref)
+    name, version = version_ref(ref)
     provenance = _provenance(document, sbom)
     assert provenance is not None  # noqa: S101 - a document path was given
     with operator_session(settings_from(config)) as bastion:
@@ -216,7 +216,7 @@ def input_schema_cmd(
 ) -> None:
     """Declare a version's input schema (JSON Schema of one row: types, ranges, categories), before approval;
     the gateway validates every request against it."""
-    name, version = _ref(ref)
+    name, version = version_ref(ref)
     schema = _json_object(document)
     with operator_session(settings_from(config)) as bastion:
         _show(bastion.models.declare_input_schema(operator_context(), name, version, schema), json_output)
@@ -233,7 +233,7 @@ def evaluate(
     json_output: JsonOption = False,
 ) -> None:
     """Record holdout metrics measured on DATASET (identified by its SHA-256) for the version's gate."""
-    name, version = _ref(ref)
+    name, version = version_ref(ref)
     metrics = {}
     for item in metric:
         key, _, value = item.partition("=")
@@ -257,7 +257,7 @@ def approve(
     json_output: JsonOption = False,
 ) -> None:
     """Approve a version for its gate (never one's own)."""
-    name, version = _ref(ref)
+    name, version = version_ref(ref)
     with operator_session(settings_from(config)) as bastion:
         _show(bastion.models.approve(operator_context(), name, version, comment), json_output)
 
@@ -270,7 +270,7 @@ def vet(
     json_output: JsonOption = False,
 ) -> None:
     """Sign off a third-party version as vetted (never one's own import)."""
-    name, version = _ref(ref)
+    name, version = version_ref(ref)
     with operator_session(settings_from(config)) as bastion:
         _show(bastion.models.vet(operator_context(), name, version, comment), json_output)
 
@@ -283,7 +283,7 @@ def promote(
     json_output: JsonOption = False,
 ) -> None:
     """Move a version to approved (when its gate passes) or to production."""
-    name, version = _ref(ref)
+    name, version = version_ref(ref)
     with operator_session(settings_from(config)) as bastion:
         _show(bastion.models.promote(operator_context(), name, version, to), json_output)
 
@@ -296,7 +296,7 @@ def quarantine(
     json_output: JsonOption = False,
 ) -> None:
     """Stop a version from loading at once."""
-    name, version = _ref(ref)
+    name, version = version_ref(ref)
     with operator_session(settings_from(config)) as bastion:
         _show(bastion.models.quarantine(operator_context(), name, version, reason), json_output)
 
@@ -310,7 +310,7 @@ def retire(
     json_output: JsonOption = False,
 ) -> None:
     """Retire for good: no loads or downloads; its key is destroyed (crypto-shredding)."""
-    name, version = _ref(ref)
+    name, version = version_ref(ref)
     with operator_session(settings_from(config)) as bastion:
         _show(
             bastion.models.retire(operator_context(), name, version, reason=reason, archive=archive),

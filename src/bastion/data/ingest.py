@@ -20,7 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,14 @@ from bastion.data import classify, transforms
 from bastion.data.errors import DataRejected, DataTooLarge
 from bastion.data.pii import PiiEngine
 from bastion.data.readers import Problems, read_rows
-from bastion.data.records import DatasetVersionInfo, dataset_info, dataset_row, resource, version_info
+from bastion.data.records import (
+    DatasetVersionInfo,
+    dataset_info,
+    dataset_row,
+    next_version,
+    resource,
+    version_info,
+)
 from bastion.data.registry import DatasetRegistry
 from bastion.data.residency import check_transfer
 from bastion.data.schema import DatasetSchema
@@ -279,13 +286,10 @@ class DataIngest:
         }
         try:
             with self._uow.act(context, "data.ingest", target, details=details) as work:
-                latest = work.session.scalar(
-                    select(func.max(DatasetVersionRow.version)).where(DatasetVersionRow.dataset_name == name)
-                )
                 row = DatasetVersionRow(
                     id=new.version_id,
                     dataset_name=name,
-                    version=(latest or 0) + 1,
+                    version=next_version(work.session, name),
                     sha256=new.sha256,
                     source_format=new.fmt,
                     source_sha256=new.source_sha256,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bastion.core.errors import InvalidInput, NotFound
@@ -70,11 +70,14 @@ def dataset_row(session: Session, name: str) -> DatasetRow:
     return row
 
 
-def version_row(session: Session, name: str, version: int | None) -> DatasetVersionRow:
-    """A version by number, or the latest live one when ``version`` is None."""
-    query = select(DatasetVersionRow).where(
-        DatasetVersionRow.dataset_name == name, DatasetVersionRow.shredded_at.is_(None)
-    )
+def version_row(
+    session: Session, name: str, version: int | None, *, deleted: bool = False
+) -> DatasetVersionRow:
+    """A version by number, or the latest live one when ``version`` is None; ``deleted`` admits shredded
+    versions too (lineage is asked about them)."""
+    query = select(DatasetVersionRow).where(DatasetVersionRow.dataset_name == name)
+    if not deleted:
+        query = query.where(DatasetVersionRow.shredded_at.is_(None))
     if version is not None:
         query = query.where(DatasetVersionRow.version == version)
     row = session.scalars(query.order_by(DatasetVersionRow.version.desc())).first()
@@ -83,6 +86,14 @@ def version_row(session: Session, name: str, version: int | None) -> DatasetVers
             f"Dataset {name} has no version {version}." if version else f"Dataset {name} is empty."
         )
     return row
+
+
+def next_version(session: Session, name: str) -> int:
+    """The number a new version of ``name`` gets (the unique index refuses a concurrent twin)."""
+    latest = session.scalar(
+        select(func.max(DatasetVersionRow.version)).where(DatasetVersionRow.dataset_name == name)
+    )
+    return (latest or 0) + 1
 
 
 def resource(session: Session, name: str) -> Resource:

@@ -89,7 +89,7 @@ class Lineage:
         with self._database.read() as session:
             target = resource(session, name)
         with self._uow.read(context, "data.read", target, details={"lineage": version}) as work:
-            start = _any_version(work.session, name, version)
+            start = version_row(work.session, name, version, deleted=version is not None)
             graph = Graph()
             self._dataset_node(graph, start)
             affected = self.downstream(work.session, start)
@@ -197,17 +197,3 @@ def _derived_from(session: Session, parent: DatasetVersionRow) -> list[DatasetVe
         for row in session.scalars(select(DatasetVersionRow))
         if ((row.report or {}).get("derived_from") or {}).get("version_id") == parent.id
     ]
-
-
-def _any_version(session: Session, name: str, version: int | None) -> DatasetVersionRow:
-    """A version, live or deleted (impact is asked of deleted versions too)."""
-    if version is None:
-        return version_row(session, name, None)
-    row = session.scalars(
-        select(DatasetVersionRow).where(
-            DatasetVersionRow.dataset_name == name, DatasetVersionRow.version == version
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"Dataset {name} has no version {version}.")
-    return row

@@ -27,7 +27,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from bastion.core.clock import Clock
 from bastion.core.errors import Conflict, InvalidInput, NotFound
@@ -36,7 +37,7 @@ from bastion.data import transforms
 from bastion.data.ingest import canonical_jsonl
 from bastion.data.pii import PiiEngine
 from bastion.data.pseudonyms import Pseudonymizer
-from bastion.data.records import dataset_info
+from bastion.data.records import dataset_info, next_version
 from bastion.data.records import resource as dataset_resource
 from bastion.data.registry import DatasetRegistry
 from bastion.data.schema import DatasetSchema
@@ -303,15 +304,10 @@ class SubjectRights:
         }
         try:
             with self._uow.act(context, "data.ingest", target, details=details) as work:
-                latest = work.session.scalar(
-                    select(func.max(DatasetVersionRow.version)).where(
-                        DatasetVersionRow.dataset_name == old.dataset_name
-                    )
-                )
                 new = DatasetVersionRow(
                     id=version_id,
                     dataset_name=old.dataset_name,
-                    version=(latest or 0) + 1,
+                    version=next_version(work.session, old.dataset_name),
                     sha256=hashlib.sha256(canonical).hexdigest(),
                     source_format=old.source_format,
                     source_sha256=old.source_sha256,
@@ -324,8 +320,12 @@ class SubjectRights:
                 )
                 work.session.add(new)
                 work.details["to_version"] = new.version
-        except BaseException:
+        except BaseException as error:
             self._vault.shred(context, version_id, key_name)
+            if isinstance(error, IntegrityError):
+                raise Conflict(
+                    "Another version was stored at the same moment; run the request again."
+                ) from error
             raise
         flagged: set[str] = set()
         with self._database.read() as session:
