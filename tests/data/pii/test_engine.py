@@ -129,6 +129,16 @@ def test_hostile_input_is_handled(hostile: str) -> None:
     assert all(0 <= r.start < r.end <= len(hostile) for r in results)
 
 
+@pytest.mark.parametrize(
+    "after", ["", " next", "\tx", "\nx", "<b>", '"', "'", "`", "{", "}", "|", "\\", "^", ")."]
+)
+def test_a_url_ends_where_its_characters_end(after: str) -> None:
+    """The URL pattern ends on the character after the URL (so it is reported once, not at every character);
+    the finding itself never includes that character, nor sentence punctuation."""
+    text = "see https://example.org/a?b=c" + after
+    assert found(text) == [("URL", "https://example.org/a?b=c")]
+
+
 def test_batch_equals_single_calls() -> None:
     texts = [
         "mail a@example.com",
@@ -137,8 +147,18 @@ def test_batch_equals_single_calls() -> None:
         "card 4111111111111111",
         "é ☎ +1 212 555 0100",
         "x" * 50,
+        "ends with a URL: https://example.org/päth",
+        "https://example.org",
+        "card 4111111111111111 and call +1 212 555 0100 from 10.0.0.1 on 2024-01-05 (https://a.example/x)",
     ]
     assert ENGINE.analyze_batch(texts) == [ENGINE.analyze(t) for t in texts]
+    assert [r.entity_type for r in ENGINE.analyze(texts[-1])] == [
+        "CREDIT_CARD",
+        "PHONE_NUMBER",
+        "IP_ADDRESS",
+        "DATE_TIME",
+        "URL",
+    ]
 
 
 def test_ner_is_off_and_says_so() -> None:

@@ -12,8 +12,7 @@ import re
 import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import hyperscan
 
@@ -54,8 +53,9 @@ class _Database:
     """The compiled patterns, shared by every engine in the process; scratch spaces per thread.
 
     Two stages, because tracking where a match starts makes Hyperscan slower: one database of every pattern
-    without start tracking, reporting each pattern at most once, says whether anything matches at all (two
-    texts in three: nothing); only then does the start-tracking database of every pattern run.
+    without start tracking, reporting each pattern at most once, says which recognizers match at all (two
+    texts in three: none); then only those recognizers' start-tracking databases run, one per recognizer
+    (usually one or two, each cheaper than a start-tracking database of every pattern).
     """
 
     _lock = threading.Lock()
@@ -67,12 +67,12 @@ class _Database:
         self.prefilter = _compile(
             [r.pattern for r in recognizers], [flag | hyperscan.HS_FLAG_SINGLEMATCH for flag in caseless]
         )
-        self.exact = _compile(
-            [r.pattern for r in recognizers], [flag | hyperscan.HS_FLAG_SOM_LEFTMOST for flag in caseless]
+        self.exact = tuple(
+            _compile([r.pattern], [flag | hyperscan.HS_FLAG_SOM_LEFTMOST], first_id=index)
+            for index, (r, flag) in enumerate(zip(recognizers, caseless, strict=True))
         )
         self._local = threading.local()
-        # Recognizers that yield are judged last, after the strong results they yield to are known.
-        self.order = [1 if r.yields else 0 for r in recognizers]
+        self.context = tuple(_context_pattern(r.context) if r.context else None for r in recognizers)
 
     @classmethod
     def shared(cls) -> _Database:
@@ -81,42 +81,56 @@ class _Database:
                 cls._shared = cls(RECOGNIZERS)
             return cls._shared
 
-    def _scratch(self) -> list[hyperscan.Scratch]:
-        scratch: list[hyperscan.Scratch] | None = getattr(self._local, "scratch", None)
+    def _scratch(self) -> tuple[hyperscan.Scratch, tuple[hyperscan.Scratch, ...]]:
+        scratch: tuple[hyperscan.Scratch, tuple[hyperscan.Scratch, ...]] | None = getattr(
+            self._local, "scratch", None
+        )
         if scratch is None:
-            scratch = self._local.scratch = [hyperscan.Scratch(self.prefilter), hyperscan.Scratch(self.exact)]
+            scratch = self._local.scratch = (
+                hyperscan.Scratch(self.prefilter),
+                tuple(hyperscan.Scratch(database) for database in self.exact),
+            )
         return scratch
 
     def scan(self, data: bytes) -> list[tuple[int, int, list[int]]]:
-        """(recognizer index, start byte, every end byte of a match from there in increasing order), with
-        the recognizers that yield last."""
-        scratch = self._scratch()
-        try:  # the first candidate anywhere is enough to know the text needs the exact scan
-            self.prefilter.scan(data, match_event_handler=_stop, scratch=scratch[0])
+        """(recognizer index, start byte, every end byte of a match from there in increasing order), by
+        recognizer in the order of their first match."""
+        prefilter_scratch, exact_scratch = self._scratch()
+        matching: list[int] = []
+        self.prefilter.scan(data, match_event_handler=_NOTE, context=matching, scratch=prefilter_scratch)
+        if not matching:
             return []
-        except hyperscan.ScanTerminated:
-            pass
         spans: dict[tuple[int, int], list[int]] = {}
-
-        def on_match(index: int, start: int, end: int, _flags: int, _context: object) -> None:
-            ends = spans.get((index, start))
-            if ends is None:
-                spans[(index, start)] = [end]
-            else:
-                ends.append(end)  # Hyperscan reports matches in order of their end offset
-
-        self.exact.scan(data, match_event_handler=on_match, scratch=scratch[1])
-        order = self.order
-        return sorted(
-            ((index, start, ends) for (index, start), ends in spans.items()), key=lambda item: order[item[0]]
-        )
+        for index in matching:
+            self.exact[index].scan(
+                data, match_event_handler=_COLLECT, context=spans, scratch=exact_scratch[index]
+            )
+        return [(index, start, ends) for (index, start), ends in spans.items()]
 
 
-def _compile(patterns: list[str], flags: list[int]) -> hyperscan.Database:
+def _note(index: int, _start: int, _end: int, _flags: int, matching: list[int]) -> None:
+    matching.append(index)  # once per recognizer: the prefilter reports first matches only
+
+
+def _collect(index: int, start: int, end: int, _flags: int, spans: dict[tuple[int, int], list[int]]) -> None:
+    ends = spans.get((index, start))
+    if ends is None:
+        spans[(index, start)] = [end]
+    else:
+        ends.append(end)  # Hyperscan reports matches in order of their end offset
+
+
+# The handlers as Hyperscan's binding types them (its context is an ``object``); cast once, not per match.
+_Handler = Callable[[int, int, int, int, object], None]
+_NOTE = cast(_Handler, _note)
+_COLLECT = cast(_Handler, _collect)
+
+
+def _compile(patterns: list[str], flags: list[int], *, first_id: int = 0) -> hyperscan.Database:
     database = hyperscan.Database()
     database.compile(
         expressions=[p.encode() for p in patterns],
-        ids=list(range(len(patterns))),
+        ids=list(range(first_id, first_id + len(patterns))),
         elements=len(patterns),
         flags=flags,
     )
@@ -169,9 +183,12 @@ class PiiEngine:
     ) -> list[RecognizerResult]:
         if len(text) > MAX_TEXT_CHARS:
             raise ValueError(f"texts are analysed up to {MAX_TEXT_CHARS} characters at a time")
-        wanted = frozenset(entities) if entities is not None else None
         data = text.encode("utf-8", "surrogatepass")
-        return self._results(text, data, self._db.scan(data), wanted, threshold)
+        spans = self._db.scan(data)
+        if not spans and self._ner is None:
+            return []  # two texts in three: nothing more to do
+        wanted = frozenset(entities) if entities is not None else None
+        return self._results(text, data, spans, wanted, threshold)
 
     def analyze_batch(
         self,
@@ -194,7 +211,8 @@ class PiiEngine:
         for index, start, ends in self._db.scan(BATCH_SEPARATOR.join(encoded)):
             owner = bisect_right(bases, start) - 1
             base = bases[owner]
-            per_text[owner].append((index, start - base, [end - base for end in ends]))
+            size = len(encoded[owner])  # a match may end on the separator's first byte (a URL's end)
+            per_text[owner].append((index, start - base, [min(end - base, size) for end in ends]))
         return [
             self._results(text, data, spans, wanted, threshold)
             for text, data, spans in zip(texts, encoded, per_text, strict=True)
@@ -210,27 +228,35 @@ class PiiEngine:
     ) -> list[RecognizerResult]:
         if not spans and self._ner is None:
             return []
+        db = self._db
         to_char: Callable[[int], int] = _identity if len(data) == len(text) else _OffsetMap(data)
         candidates: list[RecognizerResult] = []
         strong: list[tuple[int, int]] = []  # validated results at or above STRONG, for recognizers that yield
-        for index, start_b, ends in spans:
-            recognizer = self._db.recognizers[index]
-            if wanted is not None and recognizer.entity not in wanted:
-                continue
-            if recognizer.yields:
-                first, last = to_char(start_b), to_char(ends[-1])
-                if any(first < s_end and s_start < last for s_start, s_end in strong):
+        # Recognizers that yield are judged last, after the strong results they yield to are known.
+        deferred: list[tuple[int, int, list[int]]] = []
+        for spans_now in (spans, deferred):
+            for span in spans_now:
+                index, start_b, ends = span
+                recognizer = db.recognizers[index]
+                if wanted is not None and recognizer.entity not in wanted:
                     continue
-            found = self._judge(recognizer, text, to_char(start_b), ends, to_char)
-            if found is None:
-                continue
-            start, end, score = found
-            if score >= threshold:
-                candidates.append(
-                    RecognizerResult(recognizer.entity, start, end, round(score, 4), recognizer.name)
-                )
-                if score >= STRONG and recognizer.validate is not None and not recognizer.yields:
-                    strong.append((start, end))
+                if recognizer.yields:
+                    if spans_now is spans:
+                        deferred.append(span)
+                        continue
+                    first, last = to_char(start_b), to_char(ends[-1])
+                    if any(first < s_end and s_start < last for s_start, s_end in strong):
+                        continue
+                found = _judge(recognizer, db.context[index], text, to_char(start_b), ends, to_char)
+                if found is None:
+                    continue
+                start, end, score = found
+                if score >= threshold:
+                    candidates.append(
+                        RecognizerResult(recognizer.entity, start, end, round(score, 4), recognizer.name)
+                    )
+                    if score >= STRONG and recognizer.validate is not None and not recognizer.yields:
+                        strong.append((start, end))
         candidates.extend(self._named_entities(text, wanted, threshold))
         return resolve_overlaps(candidates)
 
@@ -245,35 +271,41 @@ class PiiEngine:
             if r.score >= threshold and (wanted is None or r.entity_type in wanted)
         ]
 
-    @staticmethod
-    def _judge(
-        recognizer: Recognizer, text: str, start: int, ends: list[int], to_char: Callable[[int], int]
-    ) -> tuple[int, int, float] | None:
-        """The longest match from ``start`` that validates (a pattern may run on into the next word: an IBAN
-        into " on", a phone number into a year), trying at most ``MAX_ENDS`` ends; its score after the
-        validator's adjustment and the context words."""
-        for end_b in reversed(ends[-MAX_ENDS:] if recognizer.validate else ends[-1:]):
-            first, end = start, to_char(end_b)
-            if recognizer.trim:
-                while end > first and text[end - 1] in recognizer.trim:
-                    end -= 1
-            if recognizer.span is not None:
-                first, end = recognizer.span(text, first, end)
-            if end <= first:
+
+def _judge(
+    recognizer: Recognizer,
+    context: re.Pattern[str] | None,
+    text: str,
+    start: int,
+    ends: list[int],
+    to_char: Callable[[int], int],
+) -> tuple[int, int, float] | None:
+    """The longest match from ``start`` that validates (a pattern may run on into the next word: an IBAN
+    into " on", a phone number into a year), trying at most ``MAX_ENDS`` ends; its score after the
+    validator's adjustment and the context words (``context``, matched just before the start)."""
+    validate, trim, span = recognizer.validate, recognizer.trim, recognizer.span
+    for end_b in reversed(ends[-MAX_ENDS:] if validate else ends[-1:]):
+        first, end = start, to_char(end_b)
+        if trim:
+            while end > first and text[end - 1] in trim:
+                end -= 1
+        if span is not None:
+            first, end = span(text, first, end)
+        if end <= first:
+            continue
+        score = recognizer.score
+        if validate is not None:
+            adjustment = validate(text[first:end])
+            if adjustment is None:
                 continue
-            score = recognizer.score
-            if recognizer.validate is not None:
-                adjustment = recognizer.validate(text[first:end])
-                if adjustment is None:
-                    continue
-                score += adjustment
-            if recognizer.context:
-                if _has_context(text, first, recognizer.context):
-                    score = min(1.0, score + CONTEXT_BOOST)
-                elif recognizer.needs_context:
-                    return None
-            return first, end, score
-        return None
+            score += adjustment
+        if context is not None:
+            if context.search(text, max(0, first - CONTEXT_WINDOW), first) is not None:
+                score = min(1.0, score + CONTEXT_BOOST)
+            elif recognizer.needs_context:
+                return None
+        return first, end, score
+    return None
 
 
 def resolve_overlaps(candidates: list[RecognizerResult]) -> list[RecognizerResult]:
@@ -288,18 +320,10 @@ def resolve_overlaps(candidates: list[RecognizerResult]) -> list[RecognizerResul
     return chosen
 
 
-@cache
 def _context_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
-    """The context words as one pattern of literals (linear: no quantifiers), matched as whole words."""
-    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, words)) + r")(?![a-z0-9])")
-
-
-def _has_context(text: str, start: int, words: tuple[str, ...]) -> bool:
-    return _context_pattern(words).search(text[max(0, start - CONTEXT_WINDOW) : start].lower()) is not None
-
-
-def _stop(*_: object) -> bool:
-    return True  # ends the scan at its first match
+    """The context words as one pattern of literals (linear: no quantifiers), matched as whole words in any
+    case. Searched in place (``pos``, ``endpos``): a word cut by the window's start is not a word."""
+    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, words)) + r")(?![a-z0-9])", re.IGNORECASE)
 
 
 def _identity(offset: int) -> int:

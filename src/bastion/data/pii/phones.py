@@ -11,6 +11,7 @@ cost ten times more than this check on the same metadata.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import cache
 
 import phonenumbers
@@ -26,51 +27,49 @@ REGION_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-class _Plan:
-    """One region's numbering plan: allowed national-number lengths and the national-number pattern."""
+class _Plans:
+    """The numbering plans of some regions, as one pattern per national-number length admitting the numbers of
+    every region whose plan allows that length: a candidate is checked with one match, not one per region."""
 
-    __slots__ = ("lengths", "pattern")
+    __slots__ = ("_by_length",)
 
-    def __init__(self, metadata: PhoneMetadata) -> None:
-        general = metadata.general_desc
-        self.lengths = frozenset(general.possible_length or ()) if general else frozenset()
-        self.pattern = (
-            re.compile(general.national_number_pattern)
-            if general and general.national_number_pattern
-            else None
-        )
+    def __init__(self, regions: Iterable[str]) -> None:
+        plans: list[tuple[frozenset[int], str]] = []
+        for region in regions:
+            metadata = PhoneMetadata.metadata_for_region(region)
+            general = metadata.general_desc if metadata is not None else None
+            if general is not None and general.national_number_pattern:
+                plans.append((frozenset(general.possible_length or ()), general.national_number_pattern))
+        lengths = sorted({length for allowed, _ in plans for length in allowed})
+        self._by_length = {
+            length: re.compile("|".join(f"(?:{pattern})" for allowed, pattern in plans if length in allowed))
+            for length in lengths
+        }
 
-    def admits(self, national: str) -> bool:
-        return (
-            len(national) in self.lengths
-            and self.pattern is not None
-            and self.pattern.fullmatch(national) is not None
-        )
-
-
-def _plan(region: str) -> _Plan | None:
-    metadata = PhoneMetadata.metadata_for_region(region)
-    return _Plan(metadata) if metadata is not None else None
+    def admit(self, national: str) -> bool:
+        """The national number has a length some plan allows and matches that plan's pattern."""
+        pattern = self._by_length.get(len(national))
+        return pattern is not None and pattern.fullmatch(national) is not None
 
 
-_NATIONAL_PLANS = {region: _plan(region) for _, group in REGION_GROUPS for region in group}
+_NATIONAL = tuple((trunk, _Plans(regions)) for trunk, regions in REGION_GROUPS)
 
 
 @cache
-def _country_plans(code: str) -> tuple[_Plan, ...]:
+def _country_plans(code: str) -> _Plans | None:
     """The plans of a country calling code's regions, loaded the first time a number uses that code."""
     regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(code), ())
-    return tuple(plan for region in regions if (plan := _plan(region)) is not None)
+    return _Plans(regions) if regions else None
 
 
-_TRUNK_IN_PARENTHESES = re.compile(r"\(0\)")
 _EXTENSION = re.compile(r"\s?(?:x|ext\.?)\s?\d{1,6}$", re.IGNORECASE)
 _TWO_GROUPS = re.compile(r"\d+ \d+")
 _NOT_DIGITS = str.maketrans("", "", " .-()+")  # what the candidate pattern allows besides digits
 
 
 def phone_number(text: str) -> float | None:
-    text = _EXTENSION.sub("", text)  # the extension is part of the finding, not of the number
+    if "x" in text or "X" in text:  # the extension is part of the finding, not of the number
+        text = _EXTENSION.sub("", text)
     if text.startswith("00") and len(text.translate(_NOT_DIGITS)) >= 10:
         text = "+" + text[2:].lstrip(" .-")  # "00" is the international call prefix in most of the world
     digits = text.translate(_NOT_DIGITS)
@@ -79,27 +78,26 @@ def phone_number(text: str) -> float | None:
     # National numbers have at most 12 digits (with a trunk prefix); longer runs are cards, accounts, ids.
     if not 7 <= count <= (15 if international else 12):
         return None
-    shaped = any(c in text for c in " .-()")
     if international:
         return 0.4 if _international(text) else None
+    shaped = count < len(text)  # separators or parentheses: the candidate holds nothing else
     if not shaped and count < 10:
         return None  # a bare run of 7-9 digits is an id or an amount far more often than a phone
-    for trunk, regions in REGION_GROUPS:
-        national = digits[len(trunk) :] if trunk and digits.startswith(trunk) else digits
-        for region in regions:
-            plan = _NATIONAL_PLANS[region]
-            if plan is not None and plan.admits(national):
-                if _TWO_GROUPS.fullmatch(text):
-                    return -0.2  # "370 3911": as often a house number and a postcode; needs a context word
-                return 0.1 if shaped else -0.1
+    for trunk, plans in _NATIONAL:
+        if plans.admit(digits[len(trunk) :] if trunk and digits.startswith(trunk) else digits):
+            if _TWO_GROUPS.fullmatch(text):
+                return -0.2  # "370 3911": as often a house number and a postcode; needs a context word
+            return 0.1 if shaped else -0.1
     return None
 
 
 def _international(text: str) -> bool:
-    digits = "".join(c for c in _TRUNK_IN_PARENTHESES.sub("", text) if c.isdigit())
+    digits = text.replace("(0)", "").translate(_NOT_DIGITS)  # "+44 (0)20": the trunk prefix is not dialled
+    if digits[:1] == "0":
+        return False
     for size in (1, 2, 3):
-        plans = _country_plans(digits[:size]) if digits[:size].isdigit() and digits[:1] != "0" else ()
-        if plans:
+        plans = _country_plans(digits[:size]) if len(digits) > size else None
+        if plans is not None:
             national = digits[size:]
-            return any(plan.admits(national) or plan.admits(national.removeprefix("0")) for plan in plans)
+            return plans.admit(national) or plans.admit(national.removeprefix("0"))
     return False

@@ -35,6 +35,7 @@ class Recognizer:
 
 
 _SEPARATORS = " -./"
+_BARE_SEPARATORS = frozenset("-./")
 _ASSIGNMENT = re.compile(r"[:=]\s*[\"']?")
 _MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?"
 _YEAR = r"(?:1[89]\d{2}|20\d{2})"
@@ -97,12 +98,12 @@ def _not_embedded(text: str, start: int, end: int) -> tuple[int, int]:
     inside ``03.93.92.16.85`` (a phone), a "card" inside an IBAN's digits, a year inside an invalid date,
     a "phone" that is the first three groups of a sixteen-digit number. Checked with the separators the
     candidate itself uses (or, for a bare run, any of ``-./``); an empty span rejects the candidate."""
-    candidate = text[start:end]
-    separators = {c for c in candidate if c in _SEPARATORS} or set(_SEPARATORS) - {" "}
-    before, after = text[max(0, start - 2) : start], text[end : end + 2]
-    if len(before) == 2 and before[1] in separators and before[0].isdigit():
-        return start, start
-    if len(after) == 2 and after[0] in separators and after[1].isdigit():
+    joined_before = start >= 2 and text[start - 1] in _SEPARATORS and text[start - 2].isdigit()
+    joined_after = end + 1 < len(text) and text[end] in _SEPARATORS and text[end + 1].isdigit()
+    if not (joined_before or joined_after):
+        return start, end  # the usual case, decided without looking inside the candidate
+    separators = {c for c in text[start:end] if c in _SEPARATORS} or _BARE_SEPARATORS
+    if (joined_before and text[start - 1] in separators) or (joined_after and text[end] in separators):
         return start, start
     return start, end
 
@@ -122,10 +123,12 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     Recognizer(
         "url",
         "URL",
-        r"\b(?:https?|ftp)://[^\s<>\"'`{}|\\^\x00]{2,}",
+        # ends on the character after the URL (or the end of the text), so that Hyperscan reports each URL
+        # once, not at every character; the trim drops that character
+        r"\b(?:https?|ftp)://[^\s<>\"'`{}|\\^\x00]{2,}(?:[\s<>\"'`{}|\\^\x00]|\z)",
         0.85,
         caseless=True,
-        trim=".,;:!?)]}'\"",
+        trim=".,;:!?)]}'\"" + " \t\n\v\f\r<>`{|\\^\x00",
     ),
     Recognizer(
         "www",
