@@ -40,6 +40,33 @@ def test_assignments_and_url_passwords_are_masked(text: str) -> None:
     assert "hunter2" not in masked and "abc123xyz" not in masked and "qwerty12345" not in masked
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PAſſWORD=hunter2",  # the long s: the case-insensitive patterns match it as "s"
+        "api_\u212aey: hunter2",  # the Kelvin sign, matched as "k"
+        "Bası\u0307c hunter2hunter2",  # not a match, but must not be skipped unchecked either
+        "BASıC hunter2hunter2",  # the dotless i, matched as "i"
+        "SECRET = hunter2",
+        "xoxb-hunter2hunter2",
+    ],
+)
+def test_the_literal_prefilter_skips_nothing_the_patterns_match(text: str) -> None:
+    """Strings without any of the patterns' literals skip the patterns (cheaply); every string that a pattern
+    matches, including through Unicode case folding, still reaches them."""
+    from bastion.core.redaction import _ANY_SECRET, contains_secret
+
+    assert contains_secret(text) == (_ANY_SECRET.search(text) is not None)
+    if _ANY_SECRET.search(text):
+        assert "hunter2" not in redact(text)
+
+
+def test_hashes_and_numbers_are_clean() -> None:
+    digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    assert find_secrets({"input_sha256": digest, "batch": 3, "latency_ms": 1.5, "labels": {"1": 2}}) == []
+    assert redact(digest) == digest
+
+
 def test_ordinary_text_is_untouched() -> None:
     text = "user alice read audit_log/main from 10.0.0.7 (request 0192-abcd)"
     assert redact(text) == text

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from bastion.api import problems
+from bastion.api.dataplane import DataPlane, prediction_route
 from bastion.api.middleware import RequestContextMiddleware
+from bastion.api.offload import Offload
 from bastion.api.routes import (
     audit,
     datasets,
@@ -73,8 +77,23 @@ class ApiServices:
     lineage: Lineage
 
 
+class BastionApi(FastAPI):
+    """FastAPI, with predictions (``bastion.api.dataplane``) answered before FastAPI's own layers."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._predictions = RequestContextMiddleware(DataPlane())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if prediction_route(scope) is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self  # as Starlette does: handlers reach the services through request.app
+        await self._predictions(scope, receive, send)
+
+
 def create_api(services: ApiServices) -> FastAPI:
-    app = FastAPI(
+    app = BastionApi(
         title="Bastion",
         version="0.1.0",
         summary="Security control plane and gateway for AI applications",
@@ -83,6 +102,7 @@ def create_api(services: ApiServices) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
+    app.state.offload = Offload()  # the threads the data plane's blocking pipelines run on
     problems.install(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)

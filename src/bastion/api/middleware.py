@@ -6,7 +6,6 @@ import json
 import logging
 import time
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.api.problems import PROBLEM_JSON, problem_body
@@ -17,6 +16,7 @@ from bastion.core.logs import request_id_var
 log = logging.getLogger("bastion.api.access")
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
 _SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
@@ -24,6 +24,9 @@ _SECURITY_HEADERS = {
     "cache-control": "no-store",
     "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
 }
+# As ASGI raw headers, added to each response directly (a per-response header object costs more than this).
+_RAW_SECURITY_HEADERS = [(name.encode(), value.encode()) for name, value in _SECURITY_HEADERS.items()]
+_HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
 class RequestContextMiddleware:
@@ -47,12 +50,16 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 started_response = True
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = request_id
-                for name, value in _SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-                if scope.get("scheme") == "https":
-                    headers.setdefault("strict-transport-security", "max-age=31536000")
+                raw = list(message.get("headers") or ())
+                # Header names in ASGI messages are lower-case bytes; a route's own value of a security
+                # header is kept, the request id is always ours.
+                present = {name.lower() for name, _ in raw}
+                raw = [(name, value) for name, value in raw if name.lower() != _REQUEST_ID]
+                raw.append((_REQUEST_ID, request_id.encode("latin-1")))
+                raw.extend(header for header in _RAW_SECURITY_HEADERS if header[0] not in present)
+                if scope.get("scheme") == "https" and _HSTS[0] not in present:
+                    raw.append(_HSTS)
+                message["headers"] = raw
             await send(message)
 
         try:

@@ -74,12 +74,17 @@ def from_error(request: Request, error: BastionError) -> JSONResponse:
     )
 
 
-async def _bastion_error(request: Request, error: Exception) -> JSONResponse:
-    if not isinstance(error, BastionError):  # registered for BastionError only
-        raise error
+def answer_error(request: Request, error: BastionError) -> JSONResponse:
+    """The answer to a refused or failed request (a server-side failure logged first)."""
     if error.status >= 500:
         log.error("request failed: %s", error.code, exc_info=error)
     return from_error(request, error)
+
+
+async def _bastion_error(request: Request, error: Exception) -> JSONResponse:
+    if not isinstance(error, BastionError):  # registered for BastionError only
+        raise error
+    return answer_error(request, error)
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:

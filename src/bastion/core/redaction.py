@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 MASK = "[REDACTED]"
@@ -58,9 +59,27 @@ def _scoped(pattern: re.Pattern[str]) -> str:
 # combined pattern is several times cheaper than trying each pattern in turn.
 _ANY_SECRET = re.compile("|".join(_scoped(p) for p in (*_SECRET_SHAPES, _URL_PASSWORD, _ASSIGNMENT)))
 
+# A literal that every string any pattern above matches must contain, case-folded: the patterns' own
+# literals (``key`` stands for api/private/master key, ``passw`` for password and passwd). Strings without
+# one — hashes, ids, numbers, most prose — are clean without running the patterns, whose cost grows with the
+# square of a long run of word characters (a SHA-256 hex digest: ~17 µs; this check: ~1 µs).
+_HINTS = (
+    "-----begin", "bst_", "eyj", "bearer", "basic", "akia", "asia", "sk-", "ghp_", "gho_", "ghu_", "ghs_",
+    "ghr_", "xox", "aiza", "://", "passw", "secret", "token", "key",
+)  # fmt: skip
+
+
+def _may_hold_secret(text: str) -> bool:
+    # Case-insensitive patterns also match some non-ASCII letters: casefold maps them to the ASCII letter
+    # (the long s to "s", the Kelvin sign to "k"), except the dotless i, which the patterns' "i" matches too.
+    folded = text.lower() if text.isascii() else text.casefold().replace("\u0131", "i")
+    return any(hint in folded for hint in _HINTS)
+
 
 def redact(text: str) -> str:
     """Return ``text`` with every secret-shaped substring replaced by a mask."""
+    if not _may_hold_secret(text):
+        return text
     for pattern in _SECRET_SHAPES:
         text = pattern.sub(MASK, text)
     text = _URL_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
@@ -68,20 +87,26 @@ def redact(text: str) -> str:
 
 
 def contains_secret(text: str) -> bool:
-    return _ANY_SECRET.search(text) is not None
+    return _may_hold_secret(text) and _ANY_SECRET.search(text) is not None
 
 
+@lru_cache(maxsize=4096)  # field names repeat (every audit record of an action has the same keys)
 def is_secret_field(name: str) -> bool:
     return bool(_SECRET_FIELD.search(name))
+
+
+_CLEAN_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def find_secrets(value: Any, path: str = "$") -> list[str]:
     """Paths inside a JSON-like value that hold, or are named like, a secret. Empty when clean."""
     found: list[str] = []
-    if isinstance(value, str):
+    if type(value) in _CLEAN_SCALARS:
+        pass  # numbers and null hold no secret (checked first: most values of an audit record are these)
+    elif isinstance(value, str):
         if contains_secret(value):
             found.append(path)
-    elif isinstance(value, Mapping):
+    elif type(value) is dict or isinstance(value, Mapping):  # the exact type first: an ABC check is slow
         for key, item in value.items():
             child = f"{path}.{key}"
             if is_secret_field(str(key)) and item not in (None, "", MASK):

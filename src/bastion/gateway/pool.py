@@ -111,7 +111,7 @@ class WorkerPool:
     description: dict[str, Any]
     spawn: Any  # Callable[[], Worker]
     config: dict[str, Any] = field(default_factory=dict)  # how it was started: flavor, entry point, workers
-    idle: queue.Queue[Worker] = field(default_factory=queue.Queue)
+    idle: queue.SimpleQueue[Worker] = field(default_factory=queue.SimpleQueue)
     all: list[Worker] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 

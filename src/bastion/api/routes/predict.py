@@ -9,17 +9,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from opentelemetry.propagate import extract
-from starlette.concurrency import run_in_threadpool
 
 from bastion.api.deps import RequestContext, request_context
+from bastion.api.offload import Offload
 from bastion.api.streaming import read_capped
 from bastion.gateway.policy import ServingPolicy
 from bastion.gateway.service import Gateway
 from bastion.spine.context import Resource
 
 router = APIRouter(tags=["serving"])
-ModelName = Annotated[str, Path(max_length=128)]
-VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
+MAX_MODEL_NAME, MAX_VERSION = 128, 2**31 - 1
+ModelName = Annotated[str, Path(max_length=MAX_MODEL_NAME)]
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 
 def _gateway(request: Request) -> Gateway:
@@ -27,7 +28,9 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
-async def _predict(request: Request, name: str, version: int | None) -> Response:
+async def answer_prediction(request: Request, name: str, version: int | None) -> Response:
+    """A prediction over HTTP. Called by ``bastion.api.dataplane`` before FastAPI's routing (and by the routes
+    below only for requests it leaves to them)."""
     gateway = _gateway(request)
     # The body is capped as it arrives and only parsed after authorization (inside the pipeline).
     body = await read_capped(request, gateway.max_body_bytes)
@@ -40,19 +43,20 @@ async def _predict(request: Request, name: str, version: int | None) -> Response
         result = gateway.predict(request_context(request), name, version, body, content_type, parent)
         return json.dumps(result, separators=(",", ":"), allow_nan=False).encode()
 
-    return Response(await run_in_threadpool(serve), media_type="application/json")
+    offload: Offload = request.app.state.offload
+    return Response(await offload.run(serve), media_type="application/json")
 
 
 @router.post("/v1/models/{name}/predict")
 async def predict(request: Request, name: ModelName) -> Response:
     """``{"inputs": [[feature, ...], ...]}`` for the model's production version."""
-    return await _predict(request, name, None)
+    return await answer_prediction(request, name, None)
 
 
 @router.post("/v1/models/{name}/versions/{version}/predict")
 async def predict_version(request: Request, name: ModelName, version: VersionNumber) -> Response:
     """The same, for a pinned version (it must still be loadable)."""
-    return await _predict(request, name, version)
+    return await answer_prediction(request, name, version)
 
 
 @router.get("/v1/models/{name}/serving")
