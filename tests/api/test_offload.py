@@ -1,0 +1,74 @@
+"""The thread hop of the data plane: results and exceptions come back, the caller's context variables go
+with the job, no more than ``threads`` jobs run at once, and a caller that went away harms nobody."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+
+import pytest
+
+from bastion.api.offload import Offload
+
+REQUEST = contextvars.ContextVar("request", default="none")
+
+
+def test_results_exceptions_and_context_variables() -> None:
+    offload = Offload(threads=2)
+
+    def boom() -> None:
+        raise ValueError("from the thread")
+
+    async def main() -> None:
+        REQUEST.set("r-1")
+        assert await offload.run(lambda: 6 * 7) == 42
+        assert await offload.run(REQUEST.get) == "r-1"
+        assert await offload.run(threading.current_thread) is not threading.current_thread()
+        with pytest.raises(ValueError, match="from the thread"):
+            await offload.run(boom)
+
+    try:
+        asyncio.run(main())
+    finally:
+        offload.close()
+
+
+def test_at_most_threads_jobs_run_at_once() -> None:
+    offload = Offload(threads=3)
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def job() -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+
+    async def main() -> None:
+        await asyncio.gather(*(offload.run(job) for _ in range(12)))
+
+    try:
+        asyncio.run(main())
+    finally:
+        offload.close()
+    assert peak[0] == 3
+
+
+def test_a_cancelled_caller_does_not_break_the_pool() -> None:
+    offload = Offload(threads=1)
+    release = threading.Event()
+
+    async def main() -> None:
+        waiting = asyncio.ensure_future(offload.run(lambda: release.wait(5)))
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        release.set()  # the job still finishes; its answer has nowhere to go and is dropped
+        assert await offload.run(lambda: "next") == "next"
+
+    try:
+        asyncio.run(main())
+    finally:
+        offload.close()
