@@ -13,6 +13,7 @@ from bastion.app.container import operator_context
 from bastion.audit import AuditFilter
 from bastion.gateway.limits import RedisLimiter
 from bastion.gateway.policy import OutputPolicy, ServingPolicy
+from bastion.gateway.service import predict_request
 from tests.gateway.conftest import auth
 from tests.models.conftest import person
 
@@ -136,3 +137,25 @@ def test_blocked_output_and_label_only(
     status, body = predict(gateway_client, served["app"], {"inputs": samples[:1]})
     assert status == 422 and body["code"] == "predict.output_blocked" and body["reason"] == "label.blocked"
     assert any("predict.output_blocked" in e.reason for e in events(system, "denied"))  # type: ignore[attr-defined]
+
+
+def test_the_worker_reads_the_document_the_gateway_validated() -> None:
+    """The body is spliced into the worker's request line as sent; whatever it looks like, the worker's parse
+    is the gateway's document, on one line."""
+    document = {"inputs": [[1.5, -2, 3e-5]], "return_probabilities": False}
+    bodies = [
+        json.dumps(document).encode(),
+        b'{\r\n  "inputs": [[1.5,\n -2, 3e-5]],\n\t"return_probabilities": false\n}\n',
+        json.dumps(document).encode("utf-16"),  # json.loads reads UTF-16 too: encoded again
+        b"\xef\xbb\xbf" + json.dumps(document).encode(),  # a byte-order mark: encoded again
+    ]
+    for body in bodies:
+        assert json.loads(body.decode("utf-8-sig") if body[:1] != b"\xff" else body) == document
+        line = predict_request(body, document, True, False)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        request = json.loads(line)
+        assert request["document"] == document and request["op"] == "predict"
+        assert request["proba"] is True and request["contributions"] is False
+    text = {"inputs": [["naïve\nline"]]}  # a newline inside a string is escaped in JSON: never touched
+    line = predict_request(json.dumps(text, ensure_ascii=False).encode(), text, False, True)
+    assert json.loads(line)["document"] == text

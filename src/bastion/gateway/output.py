@@ -3,6 +3,7 @@ label (each makes model extraction costlier); labels a policy blocks are refused
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from bastion.core.errors import BastionError, ExitCode
@@ -27,7 +28,7 @@ def protect(result: dict[str, Any], classes: list[Any] | None, policy: OutputPol
         return rows
     names = [str(c) for c in classes] if classes else [str(i) for i in range(len(probabilities[0]))]
     for row, scores in zip(rows, probabilities, strict=True):
-        ranked = sorted(zip(names, scores, strict=True), key=lambda item: -item[1])
+        ranked = sorted(zip(names, scores, strict=True), key=itemgetter(1), reverse=True)  # ties: model order
         if policy.top_k is not None:
             ranked = ranked[: policy.top_k]
         row["probabilities"] = {

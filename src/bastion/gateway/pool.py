@@ -59,10 +59,12 @@ class Worker:
         )
         self.isolation = self._read(start_timeout).get("hello", {})
 
-    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def call(self, request: dict[str, Any] | bytes, timeout: float) -> dict[str, Any]:
+        """One request (a dict, or a JSON line already encoded) and its answer."""
         assert self.process.stdin is not None  # noqa: S101 - created with a pipe
+        line = request if isinstance(request, bytes) else json.dumps(request).encode() + b"\n"
         try:
-            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.write(line)
             self.process.stdin.flush()
         except OSError:
             self.kill()
@@ -120,7 +122,7 @@ class WorkerPool:
             self.all.append(worker)
         self.idle.put(worker)
 
-    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def call(self, request: dict[str, Any] | bytes, timeout: float) -> dict[str, Any]:
         try:
             worker = self.idle.get(timeout=timeout)
         except queue.Empty:

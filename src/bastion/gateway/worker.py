@@ -6,7 +6,11 @@ files, a CPU-time cap. It then speaks JSON lines on stdin/stdout:
 
     {"op": "load", "path": ..., "flavor": "sklearn"|"onnx"|"python", ["entrypoint": "pkg.mod:factory",
      "code_paths": [...]]}                    -> {"ok": true, "features": 30, "classes": [...], ...}
-    {"op": "predict", "inputs": [[...]], "proba": true, "contributions": false} -> {"ok": true, "labels": ...}
+    {"op": "predict", "document": {"inputs": [[...]], ...}, "proba": true, "contributions": false}
+                                              -> {"ok": true, "labels": ...}
+
+(``document`` is the prediction request's body, which the gateway validated against the version's input
+schema before handing it over.)
 
 It loads only what the gateway hands it — a version whose signature verified and whose scan was clean,
 decrypted into an owner-only workspace — and it imports nothing of Bastion but the flavors (which import
@@ -69,8 +73,9 @@ def main() -> None:
                 model = load(request)
                 reply: dict[str, Any] = {"ok": True, **model.describe()}
             elif request.get("op") == "predict" and model is not None:
-                reply = {"ok": True, **model.predict(request["inputs"], bool(request.get("proba")),
-                                                     bool(request.get("contributions")))}  # fmt: skip
+                inputs = request["document"]["inputs"]
+                proba, contributions = bool(request.get("proba")), bool(request.get("contributions"))
+                reply = {"ok": True, **model.predict(inputs, proba, contributions)}
             else:
                 reply = {"ok": False, "error": "unknown operation or no model loaded"}
         except Exception as error:  # noqa: BLE001 - reported to the gateway, which decides
