@@ -26,7 +26,7 @@ _STOP = object()
 DEFAULT_MAX_BATCH = 2000
 DEFAULT_LINGER_SECONDS = 0.001
 # A batch in which nobody waits (buffered records only) may gather for longer: fewer, larger transactions.
-BUFFERED_LINGER_SECONDS = 0.01
+BUFFERED_LINGER_SECONDS = 0.025
 ACK_TIMEOUT_SECONDS = 30.0
 
 
