@@ -48,13 +48,16 @@ class GroupCommitWriter:
         self._lock = threading.Lock()
         self._closed = False
         self._failing = False  # the last batch failed: buffered callers must wait for a durable append
-        self._last: Future[int] | None = None  # batches commit in order: this one done means all are
 
     def submit(self, record: AuditRecord, *, waited: bool = True) -> Future[int]:
         """Queue ``record``; the future resolves to its sequence number once it is durable. ``waited=False``
         says no caller blocks on it, so its batch may linger to gather more."""
-        refuse_secrets(record)  # here, so one bad record fails its own caller and not the whole batch
         future: Future[int] = Future()
+        self._put(record, future, waited)
+        return future
+
+    def _put(self, record: AuditRecord, future: Future[int] | None, waited: bool) -> None:
+        refuse_secrets(record)  # here, so one bad record fails its own caller and not the whole batch
         with self._lock:
             if self._closed:
                 raise AuditUnavailable("The audit writer is shut down.")
@@ -62,8 +65,6 @@ class GroupCommitWriter:
                 self._thread = threading.Thread(target=self._run, name="bastion-audit-writer", daemon=True)
                 self._thread.start()
             self._queue.put((record, future, waited))
-            self._last = future
-        return future
 
     def append(self, record: AuditRecord, timeout: float = ACK_TIMEOUT_SECONDS) -> int:
         """Append durably and return the sequence number (blocks until committed)."""
@@ -80,16 +81,18 @@ class GroupCommitWriter:
         if self._failing:
             self.append(record)
             return
-        self.submit(record, waited=False)
+        self._put(record, None, False)  # no future: nobody waits on it (``flush`` waits on a barrier)
 
     def flush(self, timeout: float = ACK_TIMEOUT_SECONDS) -> None:
         """Wait until every record queued so far has been committed (or has failed): readers of the log
         then see all that was acknowledged, buffered records included."""
+        barrier: Future[int] = Future()  # batches commit in order: once the barrier's has, all before it have
         with self._lock:
-            last = self._last
-        if last is not None:
-            with contextlib.suppress(Exception):  # a failed batch was reported to its own callers
-                last.result(timeout)
+            if self._closed or self._thread is None:
+                return  # nothing queued, or ``close`` already committed everything
+            self._queue.put((None, barrier, True))
+        with contextlib.suppress(Exception):  # a failed batch was reported to its own callers
+            barrier.result(timeout)
 
     def close(self) -> None:
         """Commit everything queued, then stop the thread."""
@@ -131,10 +134,12 @@ class GroupCommitWriter:
             previous = len(batch)
             self._commit(batch)  # type: ignore[arg-type]
 
-    def _commit(self, batch: list[tuple[AuditRecord, Future[int], bool]]) -> None:
+    def _commit(self, batch: list[tuple[AuditRecord | None, Future[int] | None, bool]]) -> None:
+        """Append the batch's records (a ``None`` record is a flush barrier) and settle its futures (a
+        buffered record has none)."""
+        records = [record for record, _, _ in batch if record is not None]
         try:  # anything at all fails this batch only: a dead writer thread would hang every caller
-            with self._database.transaction() as session:
-                seqs = self._log.append_many(session, [record for record, _, _ in batch], screened=True)
+            seqs = iter(self._append(records) if records else ())
         except Exception as error:
             self._failing = True
             log.exception("audit batch of %d records failed", len(batch))
@@ -144,8 +149,15 @@ class GroupCommitWriter:
                 else AuditUnavailable("The audit log could not store the record.")
             )
             for _, future, _ in batch:
-                future.set_exception(failure)
+                if future is not None:
+                    future.set_exception(failure)
             return
-        self._failing = False
-        for (_, future, _), seq in zip(batch, seqs, strict=True):
-            future.set_result(seq)
+        self._failing = self._failing and not records  # a barrier alone proves nothing about appends
+        for record, future, _ in batch:
+            seq = next(seqs) if record is not None else -1
+            if future is not None:
+                future.set_result(seq)
+
+    def _append(self, records: list[AuditRecord]) -> list[int]:
+        with self._database.transaction() as session:
+            return self._log.append_many(session, records, screened=True)

@@ -95,6 +95,11 @@ class Gateway:
     def max_body_bytes(self) -> int:
         return self._max_body
 
+    @property
+    def traces(self) -> bool:
+        """Whether predictions are traced (OpenTelemetry spans), so a caller's trace context matters."""
+        return self._tracer is not None
+
     # -- serving policies ---------------------------------------------------------------------------
     def set_policy(self, context: Context, scope: str, policy: ServingPolicy) -> ServingPolicy:
         if scope != GLOBAL:

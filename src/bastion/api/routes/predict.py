@@ -35,7 +35,8 @@ async def answer_prediction(request: Request, name: str, version: int | None) ->
     # The body is capped as it arrives and only parsed after authorization (inside the pipeline).
     body = await read_capped(request, gateway.max_body_bytes)
     content_type = request.headers.get("content-type")
-    parent = extract(request.headers)  # a caller's W3C traceparent: the gateway's spans join its trace
+    # A caller's W3C traceparent: the gateway's spans join its trace (read only when there are spans).
+    parent = extract(request.headers) if gateway.traces else None
 
     def serve() -> bytes:
         # Authentication, the pipeline and the encoding of the answer share one worker thread: one hop off the
