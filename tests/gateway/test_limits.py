@@ -56,3 +56,24 @@ def test_redis_buckets_all_or_nothing() -> None:
 def test_unreachable_redis_raises() -> None:
     with pytest.raises(LimiterUnavailable):
         RedisLimiter("redis://127.0.0.1:1/0", timeout_s=0.1).take([Bucket("k", 1, 1)])
+
+
+def test_redis_limiter_survives_a_flushed_script_cache_and_a_dropped_connection() -> None:
+    """The script is sent whole when the server has forgotten it; an idle connection the server closed is
+    replaced at once, and a Redis that cannot be reached at all refuses (fail closed)."""
+    require("redis", REDIS_URL, 6379)
+    import redis  # noqa: PLC0415 - the test's own admin connection
+
+    admin = redis.Redis.from_url(REDIS_URL)
+    limiter = RedisLimiter(REDIS_URL)
+    key = secrets.token_hex(6)
+    assert limiter.take([Bucket(key, 0.0001, 3)]) == 0
+    admin.script_flush()
+    assert limiter.take([Bucket(key, 0.0001, 3)]) == 0  # NOSCRIPT: sent whole, still exact
+    killed = 0
+    for client in admin.client_list():  # the limiter's connection is closed by the server
+        if client.get("cmd", "").startswith("eval"):
+            killed += admin.client_kill_filter(_id=client["id"])
+    assert killed >= 1
+    assert limiter.take([Bucket(key, 0.0001, 3)]) == 0  # the idle connection was dead: a new one served
+    assert limiter.take([Bucket(key, 0.0001, 3)]) > 0  # exactly three spent in all

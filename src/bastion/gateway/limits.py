@@ -9,10 +9,12 @@ so, serves and audits).
 
 from __future__ import annotations
 
+import hashlib
+import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,22 +102,53 @@ return '0'
 
 
 class RedisLimiter:
+    """Spends through connections of its own, each used by one caller at a time: ``EVALSHA`` sent and its
+    reply read directly on the connection. The client's command layers (retries, events, instrumentation,
+    the shared pool's locking) cost several times the round trip itself on the request path, and a limiter
+    retries nothing: a failure is ``LimiterUnavailable`` at once, and the connection is dropped."""
+
     name = "redis"
 
     def __init__(self, url: str, prefix: str = "bastion:rl:", timeout_s: float = 0.25) -> None:
         import redis  # noqa: PLC0415 - only deployments that share limits need it
 
-        self._client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        self._script = self._client.register_script(_SCRIPT)
+        client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self._pool = client.connection_pool  # used only to make connections with the URL's settings
+        self._sha = hashlib.sha1(_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()  # redis-py's connections are untyped
         self._prefix = prefix
         self._errors = (redis.RedisError, OSError)
+        self._no_script = redis.exceptions.NoScriptError
+        self._closed = redis.exceptions.ConnectionError  # not a timeout: a slow Redis is refused at once
 
     def take(self, buckets: list[Bucket]) -> float:
+        keys = [self._prefix + b.key for b in buckets]
         args: list[float] = []
         for bucket in buckets:
             args += [bucket.rate, bucket.burst, bucket.cost]
         try:
-            result = self._script(keys=[self._prefix + b.key for b in buckets], args=args)
-        except self._errors as error:
-            raise LimiterUnavailable(type(error).__name__) from None
+            connection, reused = self._idle.get_nowait(), True
+        except queue.Empty:
+            connection, reused = self._pool.make_connection(), False
+        while True:
+            try:
+                result = self._run(connection, keys, args)
+                break
+            except self._errors as error:
+                connection.disconnect()
+                if not (reused and isinstance(error, self._closed)):
+                    raise LimiterUnavailable(type(error).__name__) from None
+                # An idle connection the server closed (a restart, an idle timeout): one try on a new one.
+                # Should the closed one's script have run before its reply was lost, the buckets are spent
+                # twice — a stricter limit for one request, never a looser one.
+                connection, reused = self._pool.make_connection(), False
+        self._idle.put(connection)
         return float(result)
+
+    def _run(self, connection: Any, keys: list[str], args: list[float]) -> Any:
+        connection.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
+        try:
+            return connection.read_response()
+        except self._no_script:  # the server does not know the script yet (or lost it): send it whole
+            connection.send_command("EVAL", _SCRIPT, len(keys), *keys, *args)
+            return connection.read_response()
