@@ -72,3 +72,20 @@ def test_a_cancelled_caller_does_not_break_the_pool() -> None:
         asyncio.run(main())
     finally:
         offload.close()
+
+
+def test_idle_threads_end_and_the_pool_still_serves() -> None:
+    offload = Offload(threads=2, name="test-offload-idle", idle_seconds=0.05)
+
+    async def main() -> None:
+        assert await asyncio.gather(offload.run(lambda: 1), offload.run(lambda: 2)) == [1, 2]
+        started = [t for t in threading.enumerate() if t.name == "test-offload-idle"]
+        assert started
+        await asyncio.sleep(0.5)
+        assert not any(t.is_alive() for t in started)  # idle past their time: gone
+        assert await offload.run(lambda: 3) == 3  # and a new one serves the next call
+
+    try:
+        asyncio.run(main())
+    finally:
+        offload.close()

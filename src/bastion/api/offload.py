@@ -5,12 +5,13 @@ append), so it runs on a thread, and the event loop only moves bytes. anyio's ``
 ``run_in_threadpool``) costs about a tenth of the gateway's time per prediction in capacity limiters, run
 variables and cancel scopes; this pool costs one C queue ``put`` and one ``call_soon_threadsafe``. Like
 ``to_thread``, a job runs to its end even if its caller goes away, and at most ``threads`` jobs run at once
-(the rest wait their turn in order). The caller's context variables go with the job.
+(the rest wait their turn in order). The caller's context variables go with the job; idle threads end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import queue
 import threading
@@ -19,24 +20,27 @@ from functools import partial
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+IDLE_SECONDS = 30.0  # a thread idle this long ends (an application that stops serving keeps none)
 _Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
 class Offload:
-    def __init__(self, threads: int = 40, name: str = "bastion-offload") -> None:
-        self._size, self._name = threads, name
+    def __init__(
+        self, threads: int = 40, name: str = "bastion-offload", idle_seconds: float = IDLE_SECONDS
+    ) -> None:
+        self._size, self._name, self._idle = threads, name, idle_seconds
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     async def run(self, function: Callable[[], T]) -> T:
         """``function()`` on one of the pool's threads; its result, or its exception, here."""
-        if len(self._threads) < self._size:
-            self._start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         # The caller's context variables (request id, trace context) go with the job, as with to_thread.
         self._jobs.put((partial(contextvars.copy_context().run, function), loop, future))
+        if len(self._threads) < self._size:  # after the put: a thread leaving idle sees the job and stays
+            self._start()
         return await future
 
     def _start(self) -> None:
@@ -47,7 +51,18 @@ class Offload:
                 self._threads.append(thread)
 
     def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self._idle)
+            except queue.Empty:
+                with self._lock:  # an idle thread leaves, unless a job arrived as it gave up waiting
+                    if not self._jobs.empty():
+                        continue
+                    with contextlib.suppress(ValueError):  # ``close`` may have let it go already
+                        self._threads.remove(threading.current_thread())
+                    return
+            if job is None:
+                return
             function, loop, future = job
             try:
                 result = function()
