@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from bastion.api import problems
-from bastion.api.dataplane import DataPlane, prediction_route
+from bastion.api.dataplane import ROUTE_KEY, DataPlane, prediction_route
 from bastion.api.middleware import RequestContextMiddleware
 from bastion.api.offload import Offload
 from bastion.api.routes import (
@@ -85,10 +85,12 @@ class BastionApi(FastAPI):
         self._predictions = RequestContextMiddleware(DataPlane())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if prediction_route(scope) is None:
+        route = prediction_route(scope)
+        if route is None:
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self  # as Starlette does: handlers reach the services through request.app
+        scope[ROUTE_KEY] = route
         await self._predictions(scope, receive, send)
 
 

@@ -35,16 +35,18 @@ def prediction_route(scope: Scope) -> tuple[str, int | None] | None:
     return None if version is not None and version > MAX_VERSION else (match[1], version)
 
 
+# Where the application leaves the matched route in the request's scope, so it is matched once per request.
+ROUTE_KEY = "bastion.prediction"
+
+
 class DataPlane:
-    """The ASGI endpoint of a request ``prediction_route`` matched."""
+    """The ASGI endpoint of a request ``prediction_route`` matched (the route under ``ROUTE_KEY``)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = prediction_route(scope)
-        if route is None:  # only ever called for a matched request; refuse rather than guess
-            raise RuntimeError("the data plane was handed a request that is not a prediction")
+        name, version = scope[ROUTE_KEY]
         request = Request(scope, receive)
         try:
-            response = await answer_prediction(request, *route)
+            response = await answer_prediction(request, name, version)
         except BastionError as error:
             response = answer_error(request, error)
         await response(scope, receive, send)

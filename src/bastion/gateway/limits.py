@@ -119,7 +119,8 @@ class RedisLimiter:
         self._prefix = prefix
         self._errors = (redis.RedisError, OSError)
         self._no_script = redis.exceptions.NoScriptError
-        self._closed = redis.exceptions.ConnectionError  # not a timeout: a slow Redis is refused at once
+        # A closed connection is worth one retry; a timeout is not: a slow Redis is refused at once.
+        self._connection_lost = redis.exceptions.ConnectionError
 
     def take(self, buckets: list[Bucket]) -> float:
         keys = [self._prefix + b.key for b in buckets]
@@ -136,7 +137,7 @@ class RedisLimiter:
                 break
             except self._errors as error:
                 connection.disconnect()
-                if not (reused and isinstance(error, self._closed)):
+                if not (reused and isinstance(error, self._connection_lost)):
                     raise LimiterUnavailable(type(error).__name__) from None
                 # An idle connection the server closed (a restart, an idle timeout): one try on a new one.
                 # Should the closed one's script have run before its reply was lost, the buckets are spent

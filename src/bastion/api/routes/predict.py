@@ -29,8 +29,9 @@ def _gateway(request: Request) -> Gateway:
 
 
 async def answer_prediction(request: Request, name: str, version: int | None) -> Response:
-    """A prediction over HTTP. Called by ``bastion.api.dataplane`` before FastAPI's routing (and by the routes
-    below only for requests it leaves to them)."""
+    """A prediction over HTTP, as ``bastion.api.dataplane`` answers it before FastAPI's routing. The routes
+    below declare the same paths for the OpenAPI schema and FastAPI's validation of what the data plane
+    leaves to it; they answer with this too."""
     gateway = _gateway(request)
     # The body is capped as it arrives and only parsed after authorization (inside the pipeline).
     body = await read_capped(request, gateway.max_body_bytes)
