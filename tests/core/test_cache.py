@@ -29,3 +29,13 @@ def test_size_is_bounded() -> None:
     for key in range(10):
         cache.put(key, T0, key)
     assert len(cache._entries) <= 3
+
+
+def test_fresh_tells_a_cached_none_from_a_miss_and_never_loads() -> None:
+    cache: TtlCache[str, str | None] = TtlCache(timedelta(seconds=2))
+    assert cache.fresh("k", T0) is None  # never loaded
+    cache.put("k", T0, None)
+    assert cache.fresh("k", T0 + timedelta(seconds=1)) == (None,)  # a cached negative is still an entry
+    assert cache.fresh("k", T0 + timedelta(seconds=2)) is None  # expired: the caller must load
+    cache.put("v", T0, "value")
+    assert cache.fresh("v", T0) == ("value",)

@@ -5,12 +5,14 @@ each with its audit event."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
 from bastion.app import Bastion
 from bastion.app.container import operator_context
 from bastion.audit import AuditFilter
+from bastion.core.clock import FrozenClock
 from bastion.gateway.limits import RedisLimiter
 from bastion.gateway.policy import OutputPolicy, ServingPolicy
 from bastion.gateway.service import predict_request
@@ -159,3 +161,31 @@ def test_the_worker_reads_the_document_the_gateway_validated() -> None:
     text = {"inputs": [["naïve\nline"]]}  # a newline inside a string is escaped in JSON: never touched
     line = predict_request(json.dumps(text, ensure_ascii=False).encode(), text, False, True)
     assert json.loads(line)["document"] == text
+
+
+def test_a_cached_key_still_refuses_forgeries_revocation_and_break_glass_pages(
+    gateway_client: TestClient,
+    system: Bastion,
+    served: dict[str, str],
+    samples: list[list[float]],
+    clock: FrozenClock,
+) -> None:
+    """Predictions authenticate from the key cache on the event loop; what the cache cannot prove goes the
+    whole way — a forged secret for a cached key id is a 401 with its audit event, a revoked key stops
+    within the cache window, and every use of the break-glass credential pages."""
+    token = served["app"]
+    assert predict(gateway_client, token, {"inputs": samples[:1]})[0] == 200  # the key is cached now
+    key_id, secret = token[4:20], token[21:]
+    forged = f"bst_{key_id}_{'A' if secret[0] != 'A' else 'B'}{secret[1:]}"
+    status, body = predict(gateway_client, forged, {"inputs": samples[:1]})
+    assert status == 401 and body["code"] == "auth.invalid_credentials"
+    refusals = system.audit.search(operator_context(), AuditFilter(action="auth.authenticate")).events
+    assert len(refusals) == 1 and secret not in str(refusals[0].details)
+    system.identity.revoke_api_key(operator_context(), key_id)
+    clock.advance(timedelta(seconds=2))  # the cache window
+    assert predict(gateway_client, token, {"inputs": samples[:1]})[0] == 401
+    sealed = system.identity.create_break_glass(operator_context())
+    for _ in range(2):
+        predict(gateway_client, sealed.token, {"inputs": samples[:1]})
+    used = system.audit.search(operator_context(), AuditFilter(action="identity.breakglass.used")).events
+    assert len(used) == 2

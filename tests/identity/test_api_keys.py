@@ -15,7 +15,7 @@ from bastion.app import Bastion
 from bastion.app.container import operator_context
 from bastion.audit import AuditFilter
 from bastion.core.clock import FrozenClock
-from bastion.core.errors import InvalidInput, PermissionDenied
+from bastion.core.errors import InvalidCredentials, InvalidInput, PermissionDenied
 from bastion.identity import IssuedKey
 from bastion.spine import Context, Credentials, Principal, PrincipalType, Resource
 from bastion.store.tables import ApiKey
@@ -176,3 +176,29 @@ def test_disabling_a_principal_refuses_its_keys_and_tokens(
     system.identity.set_disabled(operator_context(), "service:siem-reader", disabled=False)
     clock.advance(timedelta(seconds=2))
     assert client.get(EVENTS, headers=bearer(reader.token)).status_code == 200
+
+
+def test_the_cache_only_check_answers_only_what_the_cache_proves(
+    system: Bastion, reader: IssuedKey, clock: FrozenClock
+) -> None:
+    """What a request on the event loop may check without blocking: a key verified from the cache alone.
+    Anything it cannot prove — not cached, forged, expired from the cache — is left to ``authenticate``."""
+    authenticator = system.authenticator
+
+    def credentials(header: str) -> Credentials:
+        scheme, _, value = header.partition(" ")
+        return Credentials(scheme=scheme.lower(), value=SecretStr(value))
+
+    key = credentials(f"Bearer {reader.token}")
+    assert authenticator.authenticate_cached(key) is None  # never seen: it must be loaded
+    principal = authenticator.authenticate(key)
+    assert authenticator.authenticate_cached(key) == principal
+    for forged in _forgeries(reader.token).values():
+        assert authenticator.authenticate_cached(credentials(forged)) is None
+    assert authenticator.authenticate_cached(None) is None  # anonymous: decided (and audited) elsewhere
+    clock.advance(timedelta(seconds=2))
+    assert authenticator.authenticate_cached(key) is None  # the cache window passed: loaded again
+    system.identity.revoke_api_key(operator_context(), reader.key_id)
+    with pytest.raises(InvalidCredentials):
+        authenticator.authenticate(key)
+    assert authenticator.authenticate_cached(key) is None

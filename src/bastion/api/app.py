@@ -11,7 +11,6 @@ from starlette.types import Receive, Scope, Send
 from bastion.api import problems
 from bastion.api.dataplane import ROUTE_KEY, DataPlane, prediction_route
 from bastion.api.middleware import RequestContextMiddleware
-from bastion.api.offload import Offload
 from bastion.api.routes import (
     audit,
     datasets,
@@ -26,6 +25,7 @@ from bastion.api.routes import (
     predict,
 )
 from bastion.audit.query import AuditQueries
+from bastion.core.offload import Offload
 from bastion.data.export import DataExport
 from bastion.data.ingest import DataIngest
 from bastion.data.labels import Labels
@@ -70,6 +70,7 @@ class ApiServices:
     pii: PiiEngine
     gateway: Gateway
     llm: LlmProxy
+    offload: Offload
     private_queries: PrivateQueries
     labels: Labels
     subjects: SubjectRights
@@ -104,7 +105,6 @@ def create_api(services: ApiServices) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
-    app.state.offload = Offload()  # the threads the data plane's blocking pipelines run on
     problems.install(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)

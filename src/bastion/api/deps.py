@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from bastion.core.errors import InvalidCredentials
 from bastion.core.ids import new_request_id
 from bastion.core.logs import request_id_var
-from bastion.spine.context import ANONYMOUS, Context, Resource
+from bastion.spine.context import ANONYMOUS, Context, Principal, Resource
 from bastion.spine.interfaces import Credentials
 
 PURPOSE_HEADER = "x-bastion-purpose"
@@ -40,12 +40,7 @@ def client_certificate(request: Request) -> bytes | None:
 
 def request_context(request: Request) -> Context:
     services = request.app.state.services
-    base = Context(
-        principal=ANONYMOUS,
-        request_id=request_id_var.get() or new_request_id(),
-        source_address=request.client.host if request.client else None,
-        user_agent=(request.headers.get("user-agent") or "")[:512] or None,
-    )
+    base = _anonymous(request)
     try:
         credentials = parse_authorization(request.headers.get("authorization"))
         certificate = client_certificate(request)
@@ -58,14 +53,7 @@ def request_context(request: Request) -> Context:
             base, "auth.authenticate", Resource("endpoint", request.url.path), "credentials did not verify"
         )
         raise
-    context = Context(
-        principal=principal,
-        request_id=base.request_id,
-        source_address=base.source_address,
-        user_agent=base.user_agent,
-        purpose=request.headers.get(PURPOSE_HEADER),
-        destination=request.headers.get(DESTINATION_HEADER),
-    )
+    context = _authenticated(request, base, principal)
     if principal.attributes.get("break_glass"):
         # Every use of the sealed emergency credential pages the SIEM before the request goes on; if that
         # record cannot be written, the request is refused (503).
@@ -77,6 +65,41 @@ def request_context(request: Request) -> Context:
             {"method": request.method, "path": request.url.path},
         )
     return context
+
+
+def cached_request_context(request: Request) -> Context | None:
+    """The request's ``Context`` when its credential verifies from the authenticator's cache alone — an API
+    key seen in the last seconds — so a request served on the event loop authenticates without blocking.
+    ``None`` for anything else (no credential, a certificate, a token, a key not cached or not verifying, the
+    break-glass key): ``request_context`` then decides, audits any refusal and raises any alert."""
+    try:
+        credentials = parse_authorization(request.headers.get("authorization"))
+    except InvalidCredentials:
+        return None
+    principal = request.app.state.services.authenticator.authenticate_cached(credentials)
+    if principal is None or principal.attributes.get("break_glass"):
+        return None
+    return _authenticated(request, _anonymous(request), principal)
+
+
+def _anonymous(request: Request) -> Context:
+    return Context(
+        principal=ANONYMOUS,
+        request_id=request_id_var.get() or new_request_id(),
+        source_address=request.client.host if request.client else None,
+        user_agent=(request.headers.get("user-agent") or "")[:512] or None,
+    )
+
+
+def _authenticated(request: Request, base: Context, principal: Principal) -> Context:
+    return Context(
+        principal=principal,
+        request_id=base.request_id,
+        source_address=base.source_address,
+        user_agent=base.user_agent,
+        purpose=request.headers.get(PURPOSE_HEADER),
+        destination=request.headers.get(DESTINATION_HEADER),
+    )
 
 
 RequestContext = Annotated[Context, Depends(request_context)]

@@ -14,6 +14,7 @@ from bastion.audit import AuditQueries, AuditTrail, FileWitness, GroupCommitWrit
 from bastion.audit.export import Exporter, build_sink
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.errors import ConfigError
+from bastion.core.offload import Offload
 from bastion.core.ratelimit import TokenBuckets
 from bastion.core.settings import KeyBackendKind, Settings
 from bastion.data.export import DataExport
@@ -92,6 +93,7 @@ class Bastion:
     gateway: Gateway
     llm: LlmProxy
     tracing: Tracing
+    offload: Offload  # threads for the blocking steps of requests served on the event loop
 
     def api(self) -> FastAPI:
         # Imported here: the CLI builds the system too, and never serves HTTP.
@@ -117,6 +119,7 @@ class Bastion:
                 pii=self.pii,
                 gateway=self.gateway,
                 llm=self.llm,
+                offload=self.offload,
                 private_queries=self.private_queries,
                 labels=self.labels,
                 subjects=self.subjects,
@@ -127,6 +130,7 @@ class Bastion:
 
     def close(self) -> None:
         self.gateway.close()  # model workers first: they are processes of their own
+        self.offload.close()
         self.tracing.shutdown()  # flushes batched spans
         self.exporter.close()
         self.writer.close()  # commits whatever is queued before the database goes
@@ -163,6 +167,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
     uploads = TokenBuckets(settings.data_uploads_per_minute, settings.data_uploads_per_minute, clock)
     limiter = build_limiter(settings)
     tracing = build_tracing(settings)
+    offload = Offload()
     lineage = Lineage(uow, database)
     return Bastion(
         settings=settings,
@@ -239,8 +244,10 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
             worker_limits=Limits(memory_bytes=settings.gateway_worker_memory_mb * 1024 * 1024),
             model_code=[str(path) for path in settings.gateway_model_code],
             tracer=tracing.tracer,
+            offload=offload,
         ),
         tracing=tracing,
+        offload=offload,
         llm=LlmProxy(
             uow,
             secrets,

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import Future
 
 from bastion.audit.log import MerkleAuditLog, refuse_secrets
+from bastion.core.durable import ACK_TIMEOUT_SECONDS, wait_durable
 from bastion.core.errors import AuditUnavailable
 from bastion.spine.interfaces import AuditRecord
 from bastion.store.database import Database
@@ -27,7 +28,6 @@ DEFAULT_MAX_BATCH = 2000
 DEFAULT_LINGER_SECONDS = 0.001
 # A batch in which nobody waits (buffered records only) may gather for longer: fewer, larger transactions.
 BUFFERED_LINGER_SECONDS = 0.025
-ACK_TIMEOUT_SECONDS = 30.0
 
 
 class GroupCommitWriter:
@@ -48,6 +48,7 @@ class GroupCommitWriter:
         self._lock = threading.Lock()
         self._closed = False
         self._failing = False  # the last batch failed: buffered callers must wait for a durable append
+        self._waited = threading.Event()  # a record somebody waits on is queued
 
     def submit(self, record: AuditRecord, *, waited: bool = True) -> Future[int]:
         """Queue ``record``; the future resolves to its sequence number once it is durable. ``waited=False``
@@ -65,23 +66,23 @@ class GroupCommitWriter:
                 self._thread = threading.Thread(target=self._run, name="bastion-audit-writer", daemon=True)
                 self._thread.start()
             self._queue.put((record, future, waited))
+        if waited:
+            self._waited.set()  # cuts a buffered batch's linger short: somebody waits on this one
 
     def append(self, record: AuditRecord, timeout: float = ACK_TIMEOUT_SECONDS) -> int:
         """Append durably and return the sequence number (blocks until committed)."""
-        try:
-            return self.submit(record).result(timeout)
-        except TimeoutError as error:
-            raise AuditUnavailable("The audit log did not acknowledge the record in time.") from error
+        return wait_durable(self.submit(record), timeout)
 
-    def enqueue(self, record: AuditRecord) -> None:
+    def enqueue(self, record: AuditRecord) -> Future[int] | None:
         """Queue ``record`` without waiting for its commit (high-volume data-plane events, e.g. predictions):
         it is committed with the next batch, within milliseconds, and flushed on ``close``; only a hard crash
-        in that window can lose it. Fails closed: while the last batch failed, this appends durably instead,
-        so the caller gets ``AuditUnavailable`` rather than a silently dropped record."""
+        in that window can lose it. Fails closed: while the last batch failed, the record is submitted to be
+        appended durably instead, and the future returned must be waited on (``AuditUnavailable`` then
+        reaches the caller rather than a silently dropped record); ``None``: queued, nothing to wait for."""
         if self._failing:
-            self.append(record)
-            return
+            return self.submit(record)
         self._put(record, None, False)  # no future: nobody waits on it (``flush`` waits on a barrier)
+        return None
 
     def flush(self, timeout: float = ACK_TIMEOUT_SECONDS) -> None:
         """Wait until every record queued so far has been committed (or has failed): readers of the log
@@ -91,6 +92,7 @@ class GroupCommitWriter:
             if self._closed or self._thread is None:
                 return  # nothing queued, or ``close`` already committed everything
             self._queue.put((None, barrier, True))
+        self._waited.set()
         with contextlib.suppress(Exception):  # a failed batch was reported to its own callers
             barrier.result(timeout)
 
@@ -103,6 +105,7 @@ class GroupCommitWriter:
             thread = self._thread
         if thread is not None:
             self._queue.put(_STOP)
+            self._waited.set()
             thread.join()
 
     def _run(self) -> None:
@@ -112,13 +115,16 @@ class GroupCommitWriter:
             first = self._queue.get()
             if first is _STOP:
                 return
+            waited = first[2]  # type: ignore[index]
+            if not waited:
+                # Nobody waits on this batch yet: it gathers without the thread waking for each record,
+                # until the linger ends or a record somebody waits on arrives (``_put`` sets the event).
+                waited = self._waited.wait(BUFFERED_LINGER_SECONDS)
+            self._waited.clear()  # before draining: a record put after this is drained or signals anew
             batch = [first]
             # Like PostgreSQL's commit_delay/commit_siblings: when the last batch showed concurrent
             # writers, wait a moment for the ones just released to come back, so one fsync serves more.
-            # A batch nobody waits for gathers for longer, until a waiting record joins it.
-            began = time.monotonic()
-            urgent = began + (self._linger if previous > 1 else 0.0)
-            deadline = urgent if first[2] else began + BUFFERED_LINGER_SECONDS  # type: ignore[index]
+            deadline = time.monotonic() + (self._linger if waited and previous > 1 else 0.0)
             while len(batch) < self._max_batch:
                 try:
                     remaining = deadline - time.monotonic()
@@ -129,8 +135,6 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 batch.append(item)
-                if item[2]:  # type: ignore[index]
-                    deadline = min(deadline, max(urgent, time.monotonic()))
             previous = len(batch)
             self._commit(batch)  # type: ignore[arg-type]
 

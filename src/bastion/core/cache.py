@@ -21,12 +21,18 @@ class TtlCache(Generic[K, V]):
         self._entries: dict[K, tuple[datetime, V]] = {}
 
     def get_or_load(self, key: K, now: datetime, load: Callable[[], V]) -> V:
-        cached = self._entries.get(key)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
+        cached = self.fresh(key, now)
+        if cached is not None:
+            return cached[0]
         value = load()
         self.put(key, now, value)
         return value
+
+    def fresh(self, key: K, now: datetime) -> tuple[V] | None:
+        """The entry, when there is one still within its TTL (in a 1-tuple, since a cached value may be
+        ``None``); else ``None`` — what ``get_or_load`` would return without loading."""
+        cached = self._entries.get(key)
+        return (cached[1],) if cached is not None and now - cached[0] < self._ttl else None
 
     def put(self, key: K, now: datetime, value: V) -> None:
         if len(self._entries) >= self._max:

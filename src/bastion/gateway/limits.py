@@ -34,6 +34,7 @@ class LimiterUnavailable(Exception):
 
 class Limiter(Protocol):
     name: str
+    in_process: bool  # spends without I/O: may run on an event loop
 
     def take(self, buckets: list[Bucket]) -> float:
         """Spend each bucket's cost from it, all or none: 0 when spent, else the seconds to wait."""
@@ -42,6 +43,7 @@ class Limiter(Protocol):
 
 class LocalLimiter:
     name = "local"
+    in_process = True
 
     def __init__(self) -> None:
         self._state: dict[str, tuple[float, float]] = {}
@@ -108,6 +110,7 @@ class RedisLimiter:
     retries nothing: a failure is ``LimiterUnavailable`` at once, and the connection is dropped."""
 
     name = "redis"
+    in_process = False
 
     def __init__(self, url: str, prefix: str = "bastion:rl:", timeout_s: float = 0.25) -> None:
         import redis  # noqa: PLC0415 - only deployments that share limits need it

@@ -4,16 +4,20 @@ request's 503, never the gateway's."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
-import queue
 import select
 import subprocess
 import sys
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, NoReturn
 
 from bastion.core.errors import Unavailable
 
@@ -30,6 +34,14 @@ class WorkersBusy(Unavailable):
     default_remedy = "Retry after a moment, or ask for more workers in the model's serving policy."
 
 
+TIMED_OUT = "The model worker did not answer in time."
+STOPPED = "The model worker stopped."
+
+
+def _timed_out() -> NoReturn:
+    raise WorkerFailed(TIMED_OUT)
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     memory_bytes: int = 2 * 1024**3
@@ -38,6 +50,10 @@ class Limits:
 
 
 class Worker:
+    """One model process, spoken to in JSON lines over its own pipes (both non-blocking): ``call`` blocks
+    (starting and loading, off the event loop), ``ask`` awaits (a prediction, on the event loop, which serves
+    other requests while the worker computes)."""
+
     def __init__(self, limits: Limits, start_timeout: float = 30) -> None:
         # A minimal environment: nothing of the gateway's (no BASTION_* settings, no secrets) reaches it.
         env = {
@@ -57,30 +73,107 @@ class Worker:
             start_new_session=True,
             cwd="/",
         )
-        self.isolation = self._read(start_timeout).get("hello", {})
+        assert self.process.stdin is not None  # noqa: S101 - created with a pipe
+        assert self.process.stdout is not None  # noqa: S101 - created with a pipe
+        self._to, self._from = self.process.stdin.fileno(), self.process.stdout.fileno()
+        os.set_blocking(self._to, False)
+        os.set_blocking(self._from, False)
+        self._received = bytearray()  # what the worker has written of its answer so far
+        self.isolation = self._reply_by(time.monotonic() + start_timeout).get(
+            "hello", {}
+        )  # how it is isolated
 
     def call(self, request: dict[str, Any] | bytes, timeout: float) -> dict[str, Any]:
-        """One request (a dict, or a JSON line already encoded) and its answer."""
-        assert self.process.stdin is not None  # noqa: S101 - created with a pipe
-        line = request if isinstance(request, bytes) else json.dumps(request).encode() + b"\n"
-        try:
-            self.process.stdin.write(line)
-            self.process.stdin.flush()
-        except OSError:
-            self.kill()
-            raise WorkerFailed("The model worker stopped.") from None
-        return self._read(timeout)
+        """One request (a dict, or a JSON line already encoded) and its answer, blocking."""
+        deadline = time.monotonic() + timeout
+        unsent = memoryview(request if isinstance(request, bytes) else json.dumps(request).encode() + b"\n")
+        while unsent:
+            if not select.select([], [self._to], [], max(0.0, deadline - time.monotonic()))[1]:
+                self._fail(TIMED_OUT)
+            unsent = unsent[self._send(unsent) :]
+        return self._reply_by(deadline)
 
-    def _read(self, timeout: float) -> dict[str, Any]:
-        stdout = self.process.stdout
-        assert stdout is not None  # noqa: S101 - created with a pipe
-        ready, _, _ = select.select([stdout], [], [], timeout)
-        line = stdout.readline() if ready else b""
-        if not line:
-            self.kill()
-            raise WorkerFailed("The model worker did not answer in time or stopped.")
-        reply: dict[str, Any] = json.loads(line)
+    def _reply_by(self, deadline: float) -> dict[str, Any]:
+        while True:
+            reply = self._receive()
+            if reply is not None:
+                return reply
+            if not select.select([self._from], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                self._fail(TIMED_OUT)
+
+    async def ask(self, line: bytes, timeout: float) -> dict[str, Any]:
+        """``call`` on the running event loop, which serves other requests while the worker computes. After a
+        failure the worker is out of step with its pipes, or dead: the caller must ``kill`` it, off the loop
+        (``WorkerPool`` does)."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[dict[str, Any]] = loop.create_future()
+        unsent = memoryview(line)
+
+        def settle(step: Callable[[], dict[str, Any] | None]) -> None:
+            if answer.done():
+                return
+            try:
+                reply = step()
+            except WorkerFailed as error:
+                answer.set_exception(error)
+            else:
+                if reply is not None:
+                    answer.set_result(reply)
+
+        def send() -> None:
+            nonlocal unsent
+            unsent = unsent[self._send(unsent, kill=False) :]
+            if not unsent:
+                loop.remove_writer(self._to)
+
+        send()  # nearly always whole at once: a pipe holds 64 KiB
+        if unsent:
+            loop.add_writer(self._to, settle, send)
+        loop.add_reader(self._from, settle, partial(self._receive, kill=False))
+        expiry = loop.call_later(timeout, settle, _timed_out)
+        try:
+            return await answer
+        finally:
+            expiry.cancel()
+            loop.remove_reader(self._from)
+            loop.remove_writer(self._to)
+
+    def _send(self, data: memoryview, *, kill: bool = True) -> int:
+        try:
+            return os.write(self._to, data)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return self._fail(STOPPED, kill=kill)
+
+    def _receive(self, *, kill: bool = True) -> dict[str, Any] | None:
+        """Read what the worker wrote; its reply once the line is whole (``None`` before)."""
+        try:
+            chunk = os.read(self._from, 65536)
+        except BlockingIOError:
+            return None
+        except OSError:
+            chunk = b""
+        if not chunk:
+            return self._fail(STOPPED, kill=kill)
+        self._received += chunk
+        end = self._received.find(b"\n")
+        if end < 0:
+            return None
+        if end != len(self._received) - 1:  # more than one line for one request: not our protocol
+            return self._fail("The model worker answered out of turn.", kill=kill)
+        line = bytes(self._received)
+        self._received.clear()
+        try:
+            reply: dict[str, Any] = json.loads(line)
+        except ValueError:
+            return self._fail("The model worker answered garbage.", kill=kill)
         return reply
+
+    def _fail(self, message: str, *, kill: bool = True) -> NoReturn:
+        if kill:
+            self.kill()
+        raise WorkerFailed(message)
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -106,41 +199,86 @@ def _fields(limits: Limits) -> dict[str, int]:
 
 @dataclass
 class WorkerPool:
-    """The workers of one version. ``spawn`` (given by the gateway) starts and loads a new one — it verifies
-    the version again first, so a replacement loads only what still verifies."""
+    """The workers of one version, each serving one request at a time; callers wait their turn in order.
+    ``spawn`` (given by the gateway) starts and loads a new worker — it verifies the version again first, so a
+    replacement loads only what still verifies. Workers are added from any thread (a replacement starts on
+    one of its own); predictions are asked on an event loop."""
 
     version_id: str
     description: dict[str, Any]
-    spawn: Any  # Callable[[], Worker]
+    spawn: Callable[[], Worker]
     config: dict[str, Any] = field(default_factory=dict)  # how it was started: flavor, entry point, workers
-    idle: queue.SimpleQueue[Worker] = field(default_factory=queue.SimpleQueue)
     all: list[Worker] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False
+    _idle: deque[Worker] = field(default_factory=deque)
+    _waiting: deque[asyncio.Future[Worker]] = field(default_factory=deque)
 
     def add(self, worker: Worker) -> None:
         with self.lock:
-            self.all.append(worker)
-        self.idle.put(worker)
+            if not self.closed:
+                self.all.append(worker)
+        if self.closed:  # the pool closed while this one started: nobody will ask it anything
+            worker.kill()
+            return
+        self._release(worker)
 
-    def call(self, request: dict[str, Any] | bytes, timeout: float) -> dict[str, Any]:
+    async def call(self, line: bytes, timeout: float) -> dict[str, Any]:
+        worker = await self._acquire(timeout)
         try:
-            worker = self.idle.get(timeout=timeout)
-        except queue.Empty:
-            raise WorkersBusy("Every worker of this model is busy.") from None
-        try:
-            reply = worker.call(request, timeout)
-        except WorkerFailed:
+            reply = await worker.ask(line, timeout)
+        except BaseException:  # failed, or the caller went away mid-answer: the worker is out of step
             self._replace(worker)
             raise
-        self.idle.put(worker)
+        self._release(worker)
         return reply
+
+    async def _acquire(self, timeout: float) -> Worker:
+        loop = asyncio.get_running_loop()
+        with self.lock:
+            if self._idle:
+                return self._idle.popleft()
+            turn: asyncio.Future[Worker] = loop.create_future()
+            self._waiting.append(turn)
+        expiry = loop.call_later(timeout, _busy, turn)
+        try:
+            return await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
+                self._release(turn.result())  # handed over just as the caller went away: pass it on
+            raise
+        finally:
+            expiry.cancel()
+
+    def _release(self, worker: Worker) -> None:
+        """Hand ``worker`` to the longest waiting caller, or back to the idle ones."""
+        with self.lock:
+            while self._waiting:
+                turn = self._waiting.popleft()
+                if turn.done():  # timed out or cancelled while waiting
+                    continue
+                if _on_loop_of(turn):
+                    turn.set_result(worker)
+                else:  # added from another thread: the waiter's loop completes the hand-over
+                    turn.get_loop().call_soon_threadsafe(self._hand, turn, worker)
+                return
+            self._idle.append(worker)
+
+    def _hand(self, turn: asyncio.Future[Worker], worker: Worker) -> None:
+        if turn.done():
+            self._release(worker)
+        else:
+            turn.set_result(worker)
 
     def _replace(self, dead: Worker) -> None:
         with self.lock:
             if dead in self.all:
                 self.all.remove(dead)
 
-        def restart() -> None:
+        def restart() -> None:  # on a thread of its own: killing and loading block
+            dead.kill()
+            if self.closed:
+                return
             try:
                 self.add(self.spawn())
             except Exception:  # noqa: BLE001 - the next request reloads the version from scratch
@@ -150,6 +288,20 @@ class WorkerPool:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             workers, self.all = list(self.all), []
+            self._idle.clear()
         for worker in workers:
             worker.kill()
+
+
+def _busy(turn: asyncio.Future[Worker]) -> None:
+    if not turn.done():
+        turn.set_exception(WorkersBusy("Every worker of this model is busy."))
+
+
+def _on_loop_of(future: asyncio.Future[Any]) -> bool:
+    try:
+        return asyncio.get_running_loop() is future.get_loop()
+    except RuntimeError:  # no loop running in this thread
+        return False

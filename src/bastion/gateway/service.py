@@ -14,7 +14,8 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from opentelemetry import trace
@@ -22,7 +23,9 @@ from opentelemetry.context import Context as TraceContext
 
 from bastion.core.cache import TtlCache
 from bastion.core.clock import Clock
+from bastion.core.durable import until_durable
 from bastion.core.errors import BastionError, InvalidInput, RateLimited, Unavailable
+from bastion.core.offload import Offload
 from bastion.gateway.limits import Bucket, Limiter, LimiterUnavailable
 from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.output import protect
@@ -34,6 +37,7 @@ from bastion.models.errors import LoadRefused
 from bastion.models.loader import ModelLoader
 from bastion.models.records import LOADABLE, check_model_name, resource, version_row
 from bastion.spine.context import Context, Resource
+from bastion.spine.interfaces import Decision
 from bastion.spine.uow import UnitOfWork
 from bastion.store.database import Database
 from bastion.store.tables import ModelServing
@@ -77,9 +81,11 @@ class Gateway:
         max_json_depth: int,
         worker_limits: Limits,
         model_code: list[str] | None = None,
+        offload: Offload,
         tracer: trace.Tracer | None = None,
     ) -> None:
         self._uow, self._database, self._clock, self._loader = uow, database, clock, loader
+        self._offload = offload
         self._limiter, self._system, self._limits = limiter, system, worker_limits
         self._max_body, self._max_depth = max_body_bytes, max_json_depth
         self._model_code = list(model_code or [])
@@ -131,7 +137,7 @@ class Gateway:
             return resource(session, name)
 
     # -- the pipeline -------------------------------------------------------------------------------
-    def predict(
+    async def predict(
         self,
         context: Context,
         name: str,
@@ -140,12 +146,16 @@ class Gateway:
         content_type: str | None,
         trace_parent: TraceContext | None = None,
     ) -> dict[str, Any]:
+        """The pipeline, on the event loop: a prediction whose model, policy, pool and caller are known (the
+        steady state) does not block — the worker's answer is awaited, the audit event queued. What blocks
+        (loading a policy or version, starting workers, a refusal's durable audit record, a limiter over the
+        network) runs on ``offload``'s threads."""
         stages = Stages(self._tracer)
         attributes = {"bastion.model": name, "bastion.principal": context.principal.id}
         with stages.request(trace_parent, {**attributes, "bastion.request_id": context.request_id or ""}):
-            return self._predict(context, name, version, body, content_type, stages)
+            return await self._predict(context, name, version, body, content_type, stages)
 
-    def _predict(
+    async def _predict(
         self,
         context: Context,
         name: str,
@@ -156,19 +166,17 @@ class Gateway:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         with stages.enter("authorize"):
-            target, policy = self._models.get_or_load(
-                name, self._clock.now(), lambda: (self._resource(name), self._policy(name))
-            )
-            decision = self._uow.authorize(context, ACTION, target, details={"version": version})
+            now = self._clock.now()
+            target, policy, decision = await self._authorize(context, name, version, now)
         try:
             principal = context.principal.id
             with stages.enter("rate_limit"):
-                self._spend(context, name, policy, [
+                await self._spend(context, name, policy, [
                     Bucket(f"m:{name}", policy.model_rps, policy.model_burst),
                     Bucket(f"pm:{principal}:{name}", policy.principal_rps, policy.principal_burst),
                 ])  # fmt: skip
             with stages.enter("model"):
-                pool, served = self._pool(name, version, policy)
+                pool, served = await self._serving(name, version, policy, now)
                 number = served.number
             with stages.enter("input"):
                 document = parse_body(body, content_type, self._max_body, self._max_depth)
@@ -178,11 +186,12 @@ class Gateway:
             with stages.enter("quota"):
                 daily = policy.daily_units / 86400
                 quota = Bucket(f"day:{principal}:{name}", daily, policy.daily_units, len(inputs))
-                self._spend(context, name, policy, [quota])
+                await self._spend(context, name, policy, [quota])
             with stages.enter("invoke"):
                 proba = bool(document.get("return_probabilities", True))
                 contributions = policy.high_risk
-                raw = pool.call(predict_request(body, document, proba, contributions), policy.timeout_s)
+                line = predict_request(body, document, proba, contributions)
+                raw = await pool.call(line, policy.timeout_s)
                 if not raw.get("ok"):
                     error = raw.get("error", "error")
                     raise InvalidInput(f"The model could not score these inputs ({error}).")
@@ -190,7 +199,8 @@ class Gateway:
                 classes = raw.get("classes") or pool.description.get("classes")
                 outputs = protect(raw, classes, policy.output)
         except BastionError as error:
-            self._refused(context, target, name, version, stages.current, error)
+            stage = stages.current
+            await self._offload.run(partial(self._refused, context, target, name, version, stage, error))
             raise
         latency = time.perf_counter() - started
         details: dict[str, Any] = {
@@ -210,24 +220,45 @@ class Gateway:
             }
         with stages.enter("audit"):
             durable = policy.audit == "durable" or policy.high_risk
-            self._uow.record(context, ACTION, target, decision, details, durable=durable)
+            pending = self._uow.submit(context, ACTION, target, decision, details, durable=durable)
+            if pending is not None:
+                await until_durable(pending)
         self.metrics.requests.labels(name, context.principal.id, "allowed").inc()
         self.metrics.latency.labels(name).observe(latency)
         return {"model": name, "version": number, "outputs": outputs}
 
-    def _spend(self, context: Context, name: str, policy: ServingPolicy, buckets: list[Bucket]) -> None:
+    async def _authorize(
+        self, context: Context, name: str, version: int | None, now: datetime
+    ) -> tuple[Resource, ServingPolicy, Decision]:
+        """The model, its serving policy (cached; loaded on a thread) and the caller's permission on it."""
+        cached = self._models.fresh(name, now)
+        target, policy = cached[0] if cached else await self._offload.run(partial(self._model, name, now))
+        decision = self._uow.decide(context, ACTION, target)
+        if not decision.allowed:  # asked again where it may block: the refusal is audited, then raised
+            ask = partial(self._uow.authorize, context, ACTION, target, details={"version": version})
+            decision = await self._offload.run(ask)
+        return target, policy, decision
+
+    def _model(self, name: str, now: datetime) -> tuple[Resource, ServingPolicy]:
+        return self._models.get_or_load(name, now, lambda: (self._resource(name), self._policy(name)))
+
+    async def _spend(self, context: Context, name: str, policy: ServingPolicy, buckets: list[Bucket]) -> None:
+        take = partial(self._take, context, name, policy, buckets)
+        wait = take() if self._limiter.in_process else await self._offload.run(take)
+        if wait > 0:
+            raise RateLimited(
+                f"Rate limit reached; retry in {wait:.2f} s.", retry_after=max(1, round(wait + 0.5))
+            )
+
+    def _take(self, context: Context, name: str, policy: ServingPolicy, buckets: list[Bucket]) -> float:
         try:
-            wait = self._limiter.take(buckets)
+            return self._limiter.take(buckets)
         except LimiterUnavailable:
             if not policy.fail_open:
                 raise LimiterDown("The rate limiter cannot be reached; the request is refused.") from None
             reason = "served without a rate limit (fail-open)"
             self._uow.alert(context, ACTION, Resource("model", name), reason, {"limiter": self._limiter.name})
-            return
-        if wait > 0:
-            raise RateLimited(
-                f"Rate limit reached; retry in {wait:.2f} s.", retry_after=max(1, round(wait + 0.5))
-            )
+            return 0.0
 
     def _refused(
         self,
@@ -244,6 +275,27 @@ class Gateway:
         self.metrics.rejections.labels(name, error.code).inc()
 
     # -- workers ------------------------------------------------------------------------------------
+    async def _serving(
+        self, name: str, version: int | None, policy: ServingPolicy, now: datetime
+    ) -> tuple[WorkerPool, ServedVersion]:
+        ready = self._ready(name, version, policy, now)
+        if ready is not None:
+            return ready
+        return await self._offload.run(partial(self._pool, name, version, policy))
+
+    def _ready(
+        self, name: str, version: int | None, policy: ServingPolicy, now: datetime
+    ) -> tuple[WorkerPool, ServedVersion] | None:
+        """What ``_pool`` returns, when it needs nothing loaded or started (else ``None``: ask ``_pool``)."""
+        cached = self._versions.fresh((name, version), now)
+        if cached is None or cached[0].stage not in LOADABLE:
+            return None
+        served = cached[0]
+        pool = self._pools.get(served.id)
+        if pool is None or pool.config != {**self._flavor(name, served, policy), "workers": policy.workers}:
+            return None
+        return pool, served
+
     def _pool(
         self, name: str, version: int | None, policy: ServingPolicy
     ) -> tuple[WorkerPool, ServedVersion]:

@@ -62,7 +62,11 @@ def main() -> None:
         int(limits.get("cpu_seconds", 3600)),
         int(limits.get("open_files", 64)),
     )
-    out = sys.stdout
+    # The protocol keeps stdout to itself: anything else printed there (a model's own print) goes where stderr
+    # goes — nowhere — instead of into the answer the gateway reads.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
     out.write(json.dumps({"ok": True, "hello": status}) + "\n")
     out.flush()
     model: Model | None = None  # set by "load"

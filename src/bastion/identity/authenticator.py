@@ -50,6 +50,21 @@ class ApiKeyAuthenticator:
         self._cache: TtlCache[str, _KeyRecord | None] = TtlCache(timedelta(seconds=cache_seconds))
 
     def authenticate(self, credentials: Credentials | None) -> Principal:
+        principal = self._verify(credentials, cached_only=False)
+        assert principal is not None  # noqa: S101 - only a cache-only check leaves the answer open
+        return principal
+
+    def authenticate_cached(self, credentials: Credentials | None) -> Principal | None:
+        """The principal when the key verifies from this replica's cache alone, with nothing to write (no
+        record to load, no last-use to update): what a request served on the event loop may check without
+        blocking. ``None`` for anything else — a key that does not verify too: ``authenticate`` decides
+        that, and the caller audits its refusal."""
+        try:
+            return self._verify(credentials, cached_only=True)
+        except InvalidCredentials:
+            return None
+
+    def _verify(self, credentials: Credentials | None, *, cached_only: bool) -> Principal | None:
         if credentials is None:
             return ANONYMOUS
         if credentials.scheme != "bearer":
@@ -59,11 +74,19 @@ class ApiKeyAuthenticator:
             raise InvalidCredentials
         presented = apikeys.secret_hash(self._pepper.get(), parsed.key_id, parsed.secret)
         now = self._clock.now()
-        record = self._record(parsed.key_id, now)
+        if cached_only:
+            cached = self._cache.fresh(parsed.key_id, now)
+            if cached is None:
+                return None
+            record = cached[0]
+        else:
+            record = self._record(parsed.key_id, now)
         valid = hmac.compare_digest(record.secret_hash if record else _DUMMY, presented)
         if record is None or not valid or (record.usable_until is not None and record.usable_until <= now):
             raise InvalidCredentials
         if record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION:
+            if cached_only:
+                return None
             # At most one write per key per minute.
             with self._database.transaction() as session:
                 session.execute(update(ApiKey).where(ApiKey.key_id == parsed.key_id).values(last_used_at=now))

@@ -30,3 +30,12 @@ class BearerAuthenticator:
         if self.oidc.configured and self.oidc.accepts(unverified_issuer(value)):
             return self.oidc.authenticate_token(value)
         return self._tokens.authenticate_token(value)
+
+    def authenticate_cached(self, credentials: Credentials | None) -> Principal | None:
+        """A Bastion API key verified from the cache alone (see ``ApiKeyAuthenticator.authenticate_cached``);
+        ``None`` for every other credential and every other outcome: ``authenticate`` decides those."""
+        if credentials is None or credentials.scheme != "bearer":
+            return None
+        if not credentials.value.get_secret_value().startswith(PREFIX + "_"):
+            return None
+        return self.api_keys.authenticate_cached(credentials)

@@ -4,6 +4,7 @@ bastion.identity, and are chosen in the composition root."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -64,9 +65,14 @@ class AuditWriter(Protocol):
         return its sequence number once it is durable. Raises ``AuditUnavailable`` on failure."""
         ...
 
-    def enqueue(self, record: AuditRecord) -> None:
-        """Queue ``record`` for the next group commit without waiting for it (see the writer); raises
-        ``AuditUnavailable`` when appends are failing."""
+    def submit(self, record: AuditRecord) -> Future[int]:
+        """Queue ``record`` for a durable append; the future resolves to its sequence number once it is
+        durable (or fails with ``AuditUnavailable``)."""
+        ...
+
+    def enqueue(self, record: AuditRecord) -> Future[int] | None:
+        """Queue ``record`` for the next group commit without waiting for it (see the writer); when appends
+        are failing, a future to wait on instead (the record is then appended durably or refused)."""
         ...
 
     def flush(self) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bastion.core.clock import Clock
+from bastion.core.durable import wait_durable
 from bastion.core.errors import (
     AuditUnavailable,
     AuthenticationRequired,
@@ -34,7 +36,14 @@ from bastion.core.errors import (
     PermissionDenied,
 )
 from bastion.spine.context import Context, Resource
-from bastion.spine.interfaces import AuditLog, AuditRecord, AuditWriter, Authorizer, Decision, Outcome
+from bastion.spine.interfaces import (
+    AuditLog,
+    AuditRecord,
+    AuditWriter,
+    Authorizer,
+    Decision,
+    Outcome,
+)
 from bastion.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -108,6 +117,23 @@ class UnitOfWork:
         """Audit an allowed action that changed no state of ours (a prediction served), after ``authorize``:
         appended through group commit, durably, before the caller answers — or, with ``durable=False``,
         queued for the next group commit without waiting (the serving policy's choice for predictions)."""
+        pending = self.submit(context, action, resource, decision, details, durable=durable)
+        if pending is not None:
+            wait_durable(pending)
+
+    def submit(
+        self,
+        context: Context,
+        action: str,
+        resource: Resource,
+        decision: Decision,
+        details: dict[str, Any],
+        *,
+        durable: bool,
+    ) -> Future[int] | None:
+        """``record`` without blocking, for callers on an event loop: the record is queued and the future
+        (``wait_durable``, or awaited) says when it is durable; ``None`` when there is nothing to wait for (a
+        buffered record, or one already appended where there is no group-commit writer)."""
         record = self._record(
             context,
             action,
@@ -117,10 +143,15 @@ class UnitOfWork:
             policy_ids=decision.policy_ids,
             details=details,
         )
-        if not durable and self._writer is not None:
-            self._writer.enqueue(record)
-            return
-        self._append_alone(record)
+        if self._writer is None:
+            self._append_alone(record)
+            return None
+        return self._writer.submit(record) if durable else self._writer.enqueue(record)
+
+    def decide(self, context: Context, action: str, resource: Resource) -> Decision:
+        """The authorizer's decision alone — nothing audited, nothing raised (a caller that must not block
+        checks with this, then lets ``authorize`` audit and raise a refusal)."""
+        return self._decide(context, action, resource)
 
     def settle(self) -> None:
         """Before reading the audit log: wait for queued (buffered) records, so a reader sees every event

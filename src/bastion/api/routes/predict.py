@@ -4,14 +4,14 @@ model's serving policy, and ``/metrics`` (authenticated). The pipeline itself is
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from opentelemetry.propagate import extract
 
-from bastion.api.deps import RequestContext, request_context
-from bastion.api.offload import Offload
+from bastion.api.deps import RequestContext, cached_request_context, request_context
 from bastion.api.streaming import read_capped
 from bastion.gateway.policy import ServingPolicy
 from bastion.gateway.service import Gateway
@@ -21,6 +21,7 @@ router = APIRouter(tags=["serving"])
 MAX_MODEL_NAME, MAX_VERSION = 128, 2**31 - 1
 ModelName = Annotated[str, Path(max_length=MAX_MODEL_NAME)]
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION)]
+JSON = "application/json"
 
 
 def _gateway(request: Request) -> Gateway:
@@ -32,21 +33,18 @@ async def answer_prediction(request: Request, name: str, version: int | None) ->
     """A prediction over HTTP, as ``bastion.api.dataplane`` answers it before FastAPI's routing. The routes
     below declare the same paths for the OpenAPI schema and FastAPI's validation of what the data plane
     leaves to it; they answer with this too."""
-    gateway = _gateway(request)
+    services = request.app.state.services
+    gateway: Gateway = services.gateway
     # The body is capped as it arrives and only parsed after authorization (inside the pipeline).
     body = await read_capped(request, gateway.max_body_bytes)
     content_type = request.headers.get("content-type")
     # A caller's W3C traceparent: the gateway's spans join its trace (read only when there are spans).
     parent = extract(request.headers) if gateway.traces else None
-
-    def serve() -> bytes:
-        # Authentication, the pipeline and the encoding of the answer share one worker thread: one hop off the
-        # event loop per request, and nothing left for the loop but sending bytes.
-        result = gateway.predict(request_context(request), name, version, body, content_type, parent)
-        return json.dumps(result, separators=(",", ":"), allow_nan=False).encode()
-
-    offload: Offload = request.app.state.offload
-    return Response(await offload.run(serve), media_type="application/json")
+    # An API key seen in the last seconds verifies on the event loop; anything else (a load, a refusal to
+    # audit, a token to check) is authenticated on a thread.
+    context = cached_request_context(request) or await services.offload.run(partial(request_context, request))
+    result = await gateway.predict(context, name, version, body, content_type, parent)
+    return Response(json.dumps(result, separators=(",", ":"), allow_nan=False).encode(), media_type=JSON)
 
 
 @router.post("/v1/models/{name}/predict")

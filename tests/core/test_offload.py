@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from bastion.api.offload import Offload
+from bastion.core.offload import Offload
 
 REQUEST = contextvars.ContextVar("request", default="none")
 
