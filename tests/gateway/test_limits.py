@@ -3,6 +3,8 @@ exactly; an unreachable Redis is an error the gateway turns into a refusal."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import multiprocessing
 import secrets
 from concurrent.futures import ThreadPoolExecutor
@@ -77,3 +79,60 @@ def test_redis_limiter_survives_a_flushed_script_cache_and_a_dropped_connection(
     assert killed >= 1
     assert limiter.take([Bucket(key, 0.0001, 3)]) == 0  # the idle connection was dead: a new one served
     assert limiter.take([Bucket(key, 0.0001, 3)]) > 0  # exactly three spent in all
+
+
+def test_async_spends_share_the_same_exact_buckets() -> None:
+    """On an event loop: concurrent spends are exact, the local limiter answers the same as ``take``, and an
+    unreachable Redis is refused."""
+    require("redis", REDIS_URL, 6379)
+    limiter = RedisLimiter(REDIS_URL, timeout_s=2)
+    key = f"test:{secrets.token_hex(6)}"
+
+    async def hammer() -> int:
+        waits = await asyncio.gather(*(limiter.take_async([Bucket(key, 0.0001, 50)]) for _ in range(120)))
+        await limiter.aclose()
+        return sum(wait == 0 for wait in waits)
+
+    assert asyncio.run(hammer()) == 50
+    assert limiter.take([Bucket(key, 0.0001, 50)]) > 0  # the sync path sees the same buckets
+    local = LocalLimiter()
+    assert [asyncio.run(local.take_async([Bucket("k", 0.0001, 2)])) == 0 for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]
+    with pytest.raises(LimiterUnavailable):
+        asyncio.run(RedisLimiter("redis://127.0.0.1:1/0", timeout_s=0.1).take_async([Bucket("k", 1, 1)]))
+
+
+def test_async_spends_survive_a_flushed_script_a_dropped_connection_and_a_caller_gone_away() -> None:
+    require("redis", REDIS_URL, 6379)
+    import redis  # noqa: PLC0415 - the test's own admin connection
+
+    admin = redis.Redis.from_url(REDIS_URL)
+    limiter = RedisLimiter(REDIS_URL, timeout_s=2)
+    key = secrets.token_hex(6)
+    full, empty = Bucket(f"{key}:full", 0.0001, 100), Bucket(f"{key}:empty", 0.0001, 1)
+
+    async def scenario() -> None:
+        assert await limiter.take_async([empty]) == 0  # now empty: every later spend from it waits
+        admin.script_flush()
+        assert await limiter.take_async([full]) == 0  # NOSCRIPT: sent whole
+        killed = 0
+        for client in admin.client_list():
+            if client.get("cmd", "").startswith("eval"):
+                killed += admin.client_kill_filter(_id=client["id"])
+        assert killed >= 1
+        assert await limiter.take_async([full]) == 0  # the idle connection was dead: a new one served
+        # A caller cancelled mid-command: its connection must not hand its reply ("0") to the next caller.
+        admin.execute_command("CLIENT", "PAUSE", 300, "ALL")  # the reply is held back past the cancel
+        task = asyncio.ensure_future(limiter.take_async([full]))
+        await asyncio.sleep(0.1)  # sent, and waiting for its reply
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert await limiter.take_async([empty]) > 0
+        await limiter.aclose()
+        admin.close()
+
+    asyncio.run(scenario())

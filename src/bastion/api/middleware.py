@@ -71,13 +71,14 @@ class RequestContextMiddleware:
             status = 500
             await _send_internal_error(scope, send_with_headers)
         finally:
-            log.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={"status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 3)},
-            )
+            if log.isEnabledFor(logging.INFO):  # the line's fields are not worth building for nobody
+                log.info(
+                    "%s %s %s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={"status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 3)},
+                )
             request_id_var.reset(token)
 
 

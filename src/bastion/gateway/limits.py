@@ -9,10 +9,12 @@ so, serves and audits).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,16 +36,18 @@ class LimiterUnavailable(Exception):
 
 class Limiter(Protocol):
     name: str
-    in_process: bool  # spends without I/O: may run on an event loop
 
     def take(self, buckets: list[Bucket]) -> float:
         """Spend each bucket's cost from it, all or none: 0 when spent, else the seconds to wait."""
         ...
 
+    async def take_async(self, buckets: list[Bucket]) -> float:
+        """``take`` on an event loop, which it never blocks."""
+        ...
+
 
 class LocalLimiter:
     name = "local"
-    in_process = True
 
     def __init__(self) -> None:
         self._state: dict[str, tuple[float, float]] = {}
@@ -67,6 +71,9 @@ class LocalLimiter:
             if len(self._state) > MAX_KEYS:
                 self._state.clear()  # bounded memory; forgetting only ever grants fresh bursts
             return 0.0
+
+    async def take_async(self, buckets: list[Bucket]) -> float:
+        return self.take(buckets)  # memory and a lock held for microseconds: nothing that blocks the loop
 
 
 # All buckets checked first, then all spent: one script, so it runs atomically on the Redis server, with the
@@ -103,33 +110,55 @@ return '0'
 """
 
 
+MAX_ASYNC_CONNECTIONS = 32
+
+
+class _LoopConnections:
+    """One event loop's connections to Redis: the idle ones, and slots bounding how many there are."""
+
+    def __init__(self) -> None:
+        self.idle: list[Any] = []  # redis-py's connections are untyped
+        self.slots = asyncio.Semaphore(MAX_ASYNC_CONNECTIONS)
+
+
 class RedisLimiter:
     """Spends through connections of its own, each used by one caller at a time: ``EVALSHA`` sent and its
     reply read directly on the connection. The client's command layers (retries, events, instrumentation,
     the shared pool's locking) cost several times the round trip itself on the request path, and a limiter
-    retries nothing: a failure is ``LimiterUnavailable`` at once, and the connection is dropped."""
+    retries nothing: a failure is ``LimiterUnavailable`` at once, and the connection is dropped.
+    ``take_async`` does the same over redis-py's asyncio connections, kept per event loop (a connection
+    belongs to the loop that opened it): the loop serves other requests during the round trip."""
 
     name = "redis"
-    in_process = False
 
     def __init__(self, url: str, prefix: str = "bastion:rl:", timeout_s: float = 0.25) -> None:
         import redis  # noqa: PLC0415 - only deployments that share limits need it
+        import redis.asyncio  # noqa: PLC0415
 
-        client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        self._pool = client.connection_pool  # used only to make connections with the URL's settings
+        timeouts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+        # Both used only to make connections with the URL's settings (TLS, credentials, database).
+        self._pool = redis.Redis.from_url(url, **timeouts).connection_pool
+        self._async_pool = redis.asyncio.ConnectionPool.from_url(url, **timeouts)
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnections] = (
+            weakref.WeakKeyDictionary()
+        )
         self._sha = hashlib.sha1(_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()  # redis-py's connections are untyped
         self._prefix = prefix
-        self._errors = (redis.RedisError, OSError)
+        self._errors = (redis.RedisError, OSError, TimeoutError)
         self._no_script = redis.exceptions.NoScriptError
         # A closed connection is worth one retry; a timeout is not: a slow Redis is refused at once.
         self._connection_lost = redis.exceptions.ConnectionError
 
-    def take(self, buckets: list[Bucket]) -> float:
+    def _command(self, buckets: list[Bucket]) -> tuple[list[str], list[float]]:
         keys = [self._prefix + b.key for b in buckets]
         args: list[float] = []
         for bucket in buckets:
             args += [bucket.rate, bucket.burst, bucket.cost]
+        return keys, args
+
+    def take(self, buckets: list[Bucket]) -> float:
+        keys, args = self._command(buckets)
         try:
             connection, reused = self._idle.get_nowait(), True
         except queue.Empty:
@@ -156,3 +185,42 @@ class RedisLimiter:
         except self._no_script:  # the server does not know the script yet (or lost it): send it whole
             connection.send_command("EVAL", _SCRIPT, len(keys), *keys, *args)
             return connection.read_response()
+
+    async def take_async(self, buckets: list[Bucket]) -> float:
+        keys, args = self._command(buckets)
+        loop = asyncio.get_running_loop()
+        mine = self._async.get(loop) or self._async.setdefault(loop, _LoopConnections())
+        async with mine.slots:  # at most MAX_ASYNC_CONNECTIONS per loop; more callers wait their turn
+            idle = mine.idle
+            connection, reused = (idle.pop(), True) if idle else (self._async_connection(), False)
+            while True:
+                try:
+                    result = await self._run_async(connection, keys, args)
+                    break
+                except self._errors as error:
+                    await connection.disconnect()
+                    if not (reused and isinstance(error, self._connection_lost)):
+                        raise LimiterUnavailable(type(error).__name__) from None
+                    connection, reused = self._async_connection(), False  # as in ``take``
+                except BaseException:  # the caller went away mid-command: its reply would reach the next one
+                    await asyncio.shield(connection.disconnect())
+                    raise
+            idle.append(connection)
+        return float(result)
+
+    async def aclose(self) -> None:
+        """Close this event loop's connections (before the loop itself closes)."""
+        mine = self._async.pop(asyncio.get_running_loop(), None)
+        for connection in mine.idle if mine else ():
+            await connection.disconnect()
+
+    def _async_connection(self) -> Any:
+        return self._async_pool.make_connection()  # type: ignore[no-untyped-call]
+
+    async def _run_async(self, connection: Any, keys: list[str], args: list[float]) -> Any:
+        await connection.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
+        try:
+            return await connection.read_response()
+        except self._no_script:
+            await connection.send_command("EVAL", _SCRIPT, len(keys), *keys, *args)
+            return await connection.read_response()

@@ -223,8 +223,7 @@ class Gateway:
             pending = self._uow.submit(context, ACTION, target, decision, details, durable=durable)
             if pending is not None:
                 await until_durable(pending)
-        self.metrics.requests.labels(name, context.principal.id, "allowed").inc()
-        self.metrics.latency.labels(name).observe(latency)
+        self.metrics.served(name, context.principal.id, latency)
         return {"model": name, "version": number, "outputs": outputs}
 
     async def _authorize(
@@ -243,22 +242,20 @@ class Gateway:
         return self._models.get_or_load(name, now, lambda: (self._resource(name), self._policy(name)))
 
     async def _spend(self, context: Context, name: str, policy: ServingPolicy, buckets: list[Bucket]) -> None:
-        take = partial(self._take, context, name, policy, buckets)
-        wait = take() if self._limiter.in_process else await self._offload.run(take)
-        if wait > 0:
-            raise RateLimited(
-                f"Rate limit reached; retry in {wait:.2f} s.", retry_after=max(1, round(wait + 0.5))
-            )
-
-    def _take(self, context: Context, name: str, policy: ServingPolicy, buckets: list[Bucket]) -> float:
         try:
-            return self._limiter.take(buckets)
+            wait = await self._limiter.take_async(buckets)
         except LimiterUnavailable:
             if not policy.fail_open:
                 raise LimiterDown("The rate limiter cannot be reached; the request is refused.") from None
             reason = "served without a rate limit (fail-open)"
-            self._uow.alert(context, ACTION, Resource("model", name), reason, {"limiter": self._limiter.name})
-            return 0.0
+            details = {"limiter": self._limiter.name}
+            alert = partial(self._uow.alert, context, ACTION, Resource("model", name), reason, details)
+            await self._offload.run(alert)  # durable before the request goes on
+            return
+        if wait > 0:
+            raise RateLimited(
+                f"Rate limit reached; retry in {wait:.2f} s.", retry_after=max(1, round(wait + 0.5))
+            )
 
     def _refused(
         self,
