@@ -1,12 +1,12 @@
 """Blocking work off the event loop, with the least overhead per call.
 
 A prediction runs on the event loop, and the few steps of it that may block — loading a serving policy or a
-version, starting workers, a refusal's durable audit record, a rate limiter over the network, an
-authentication the cache cannot decide — run here, one job per step. anyio's ``to_thread`` (Starlette's
-``run_in_threadpool``) costs capacity limiters, run variables and cancel scopes per call; this pool costs one
-C queue ``put`` and one ``call_soon_threadsafe``. Like ``to_thread``, a job runs to its end even if its
-caller goes away, and at most ``threads`` jobs run at once (the rest wait their turn in order). The caller's
-context variables go with the job; idle threads end. The composition root builds one for the process."""
+version, starting workers, a refusal's durable audit record, an authentication the cache cannot decide —
+run here, one job per step. anyio's ``to_thread`` (Starlette's ``run_in_threadpool``) costs capacity
+limiters, run variables and cancel scopes per call; this pool costs one C queue ``put`` and one
+``call_soon_threadsafe``. Like ``to_thread``, a job runs to its end even if its caller goes away, and at most
+``threads`` jobs run at once (the rest wait their turn in order). The caller's context variables go with the
+job; idle threads end. The composition root builds one for the process."""
 
 from __future__ import annotations
 

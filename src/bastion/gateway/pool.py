@@ -42,6 +42,14 @@ def _timed_out() -> NoReturn:
     raise WorkerFailed(TIMED_OUT)
 
 
+def _ready(fd: int, event: int, deadline: float) -> bool:
+    """Whether ``fd`` is ready for ``event`` (or hung up) before ``deadline``. ``poll``, not ``select``: a
+    busy gateway's descriptors may number past select's 1024."""
+    poller = select.poll()
+    poller.register(fd, event)
+    return bool(poller.poll(max(0.0, deadline - time.monotonic()) * 1000))
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     memory_bytes: int = 2 * 1024**3
@@ -79,16 +87,15 @@ class Worker:
         os.set_blocking(self._to, False)
         os.set_blocking(self._from, False)
         self._received = bytearray()  # what the worker has written of its answer so far
-        self.isolation = self._reply_by(time.monotonic() + start_timeout).get(
-            "hello", {}
-        )  # how it is isolated
+        hello = self._reply_by(time.monotonic() + start_timeout)  # its first line: how it is isolated
+        self.isolation = hello.get("hello", {})
 
     def call(self, request: dict[str, Any] | bytes, timeout: float) -> dict[str, Any]:
         """One request (a dict, or a JSON line already encoded) and its answer, blocking."""
         deadline = time.monotonic() + timeout
         unsent = memoryview(request if isinstance(request, bytes) else json.dumps(request).encode() + b"\n")
         while unsent:
-            if not select.select([], [self._to], [], max(0.0, deadline - time.monotonic()))[1]:
+            if not _ready(self._to, select.POLLOUT, deadline):
                 self._fail(TIMED_OUT)
             unsent = unsent[self._send(unsent) :]
         return self._reply_by(deadline)
@@ -98,7 +105,7 @@ class Worker:
             reply = self._receive()
             if reply is not None:
                 return reply
-            if not select.select([self._from], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            if not _ready(self._from, select.POLLIN, deadline):
                 self._fail(TIMED_OUT)
 
     async def ask(self, line: bytes, timeout: float) -> dict[str, Any]:

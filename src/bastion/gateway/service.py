@@ -147,9 +147,9 @@ class Gateway:
         trace_parent: TraceContext | None = None,
     ) -> dict[str, Any]:
         """The pipeline, on the event loop: a prediction whose model, policy, pool and caller are known (the
-        steady state) does not block — the worker's answer is awaited, the audit event queued. What blocks
-        (loading a policy or version, starting workers, a refusal's durable audit record, a limiter over the
-        network) runs on ``offload``'s threads."""
+        steady state) does not block — the limiter's and the worker's answers are awaited, the audit event
+        queued (or awaited, when durable). What would block (loading a policy or version, starting workers, a
+        refusal's durable audit record, a fail-open alert) runs on ``offload``'s threads."""
         stages = Stages(self._tracer)
         attributes = {"bastion.model": name, "bastion.principal": context.principal.id}
         with stages.request(trace_parent, {**attributes, "bastion.request_id": context.request_id or ""}):
