@@ -7,7 +7,9 @@ Reported: the maximum throughput of each and their ratio — measured with wrk (
 it is installed (``apt-get install wrk``: a load generator in C leaves both servers the CPU a Python one
 takes on this two-core machine), else with the Python client —; then, at a fixed rate of half the bare
 server's throughput, p50/p99 latency of each and the difference (what the pipeline adds), from the Python
-client's open loop (wrk has no fixed-rate mode); the same with the Redis rate-limit backend.
+client's open loop (``support/loadgen.py``: HTTP over plain sockets, tens of microseconds per request; each
+latency counted from when its request was due, so falling behind is charged; wrk has no fixed-rate mode);
+the same with the Redis rate-limit backend.
 Run: ``.venv/bin/python -m benchmarks.bench_gateway`` (Redis at BASTION_TEST_REDIS_URL or 127.0.0.1:6379
 for the last part).
 """
