@@ -5,8 +5,11 @@ each with its audit event."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from bastion.app import Bastion
@@ -108,7 +111,7 @@ def test_worker_crash_is_a_503_and_a_new_worker(
     for _ in range(100):  # the replacement starts in the background (and verifies the model again)
         if pool.all and pool.all[0].alive:
             break
-        __import__("time").sleep(0.1)
+        time.sleep(0.1)
     assert predict(gateway_client, served["app"], {"inputs": samples[:1]})[0] == 200
     assert any("model.worker_failed" in e.reason for e in events(system, "denied"))  # type: ignore[attr-defined]
 
@@ -189,3 +192,36 @@ def test_a_cached_key_still_refuses_forgeries_revocation_and_break_glass_pages(
         predict(gateway_client, sealed.token, {"inputs": samples[:1]})
     used = system.audit.search(operator_context(), AuditFilter(action="identity.breakglass.used")).events
     assert len(used) == 2
+
+
+def test_a_pool_whose_worker_could_not_be_replaced_is_started_anew(
+    gateway_client: TestClient,
+    system: Bastion,
+    served: dict[str, str],
+    samples: list[list[float]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert predict(gateway_client, served["app"], {"inputs": samples[:1]})[0] == 200
+    [pool] = system.gateway._pools.values()
+    [worker] = pool.all
+    loader = system.gateway._loader
+    opened = loader.open
+    failures: list[str] = []
+
+    def open_once_failing(*args: Any, **kwargs: Any) -> Any:
+        if not failures:  # a passing failure (the database, the key manager) just as the worker restarts
+            failures.append("open")
+            raise RuntimeError("briefly unavailable")
+        return opened(*args, **kwargs)
+
+    monkeypatch.setattr(loader, "open", open_once_failing)
+    worker.process.kill()
+    worker.process.wait()
+    assert predict(gateway_client, served["app"], {"inputs": samples[:1]})[0] == 503
+    for _ in range(100):  # the replacement fails in the background: no worker, none coming
+        if pool.dead:
+            break
+        time.sleep(0.1)
+    assert pool.dead and failures == ["open"]
+    assert predict(gateway_client, served["app"], {"inputs": samples[:1]})[0] == 200  # started anew
+    assert list(system.gateway._pools.values()) != [pool]

@@ -218,6 +218,7 @@ class WorkerPool:
     all: list[Worker] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     closed: bool = False
+    restarting: int = 0  # replacements being started
     _idle: deque[Worker] = field(default_factory=deque)
     _waiting: deque[asyncio.Future[Worker]] = field(default_factory=deque)
 
@@ -277,19 +278,27 @@ class WorkerPool:
         else:
             turn.set_result(worker)
 
+    @property
+    def dead(self) -> bool:
+        """No worker left and none being started (a replacement failed): the pool must be started anew."""
+        return not self.all and not self.restarting
+
     def _replace(self, dead: Worker) -> None:
         with self.lock:
             if dead in self.all:
                 self.all.remove(dead)
+            self.restarting += 1
 
         def restart() -> None:  # on a thread of its own: killing and loading block
-            dead.kill()
-            if self.closed:
-                return
             try:
-                self.add(self.spawn())
-            except Exception:  # noqa: BLE001 - the next request reloads the version from scratch
-                return
+                dead.kill()
+                if not self.closed:
+                    self.add(self.spawn())
+            except Exception:  # noqa: BLE001, S110 - a dead pool is started anew by the next request
+                pass
+            finally:
+                with self.lock:
+                    self.restarting -= 1
 
         threading.Thread(target=restart, daemon=True).start()
 

@@ -289,7 +289,8 @@ class Gateway:
             return None
         served = cached[0]
         pool = self._pools.get(served.id)
-        if pool is None or pool.config != {**self._flavor(name, served, policy), "workers": policy.workers}:
+        wanted = {**self._flavor(name, served, policy), "workers": policy.workers}
+        if pool is None or pool.dead or pool.config != wanted:
             return None
         return pool, served
 
@@ -306,7 +307,8 @@ class Gateway:
         wanted = {**self._flavor(name, served, policy), "workers": policy.workers}
         with self._pool_lock:
             pool = self._pools.get(served.id)
-            if pool is not None and pool.config != wanted:  # the serving policy changed how it is served
+            # The serving policy changed how it is served, or its workers died and could not be replaced.
+            if pool is not None and (pool.config != wanted or pool.dead):
                 self._pools.pop(served.id).close()
                 pool = None
             if pool is None:
