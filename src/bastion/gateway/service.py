@@ -289,8 +289,7 @@ class Gateway:
             return None
         served = cached[0]
         pool = self._pools.get(served.id)
-        wanted = {**self._flavor(name, served, policy), "workers": policy.workers}
-        if pool is None or pool.dead or pool.config != wanted:
+        if pool is None or not _serves(pool, self._wanted(name, served, policy)):
             return None
         return pool, served
 
@@ -304,17 +303,21 @@ class Gateway:
         if served.stage not in LOADABLE:
             self._close(served.id)
             raise LoadRefused(f"Model {name}@{number} is {served.stage} and is not served.")
-        wanted = {**self._flavor(name, served, policy), "workers": policy.workers}
+        wanted = self._wanted(name, served, policy)
         with self._pool_lock:
             pool = self._pools.get(served.id)
             # The serving policy changed how it is served, or its workers died and could not be replaced.
-            if pool is not None and (pool.config != wanted or pool.dead):
+            if pool is not None and not _serves(pool, wanted):
                 self._pools.pop(served.id).close()
                 pool = None
             if pool is None:
                 pool = self._start(name, number, served.id, wanted)
                 self._pools[served.id] = pool
         return pool, served
+
+    def _wanted(self, name: str, served: ServedVersion, policy: ServingPolicy) -> dict[str, Any]:
+        """How the version's pool should be started: its flavor and its number of workers."""
+        return {**self._flavor(name, served, policy), "workers": policy.workers}
 
     def _flavor(self, name: str, served: ServedVersion, policy: ServingPolicy) -> dict[str, Any]:
         """How the worker loads the version: the policy's custom entry point, or by the artifact's format."""
@@ -396,6 +399,11 @@ def predict_request(body: bytes, document: dict[str, Any], proba: bool, contribu
     if body.isascii() and b"\x00" not in body:
         return flags + body.replace(b"\n", b" ").replace(b"\r", b" ") + b"}\n"
     return flags + json.dumps(document).encode() + b"}\n"
+
+
+def _serves(pool: WorkerPool, wanted: dict[str, Any]) -> bool:
+    """Whether ``pool`` can serve as it stands: started as wanted, and not dead."""
+    return not pool.dead and pool.config == wanted
 
 
 def _summary(labels: list[Any]) -> dict[str, int]:
