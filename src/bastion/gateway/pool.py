@@ -90,10 +90,10 @@ class Worker:
         hello = self._reply_by(time.monotonic() + start_timeout)  # its first line: how it is isolated
         self.isolation = hello.get("hello", {})
 
-    def call(self, request: dict[str, Any] | bytes, timeout: float) -> dict[str, Any]:
-        """One request (a dict, or a JSON line already encoded) and its answer, blocking."""
+    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """One request and its answer, blocking (loading a model; predictions are ``ask``ed)."""
         deadline = time.monotonic() + timeout
-        unsent = memoryview(request if isinstance(request, bytes) else json.dumps(request).encode() + b"\n")
+        unsent = memoryview(json.dumps(request).encode() + b"\n")
         while unsent:
             if not _ready(self._to, select.POLLOUT, deadline):
                 self._fail(TIMED_OUT)
