@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sklearn.datasets import load_breast_cancer
 
 from bastion.app import Bastion
 from bastion.app.container import operator_context
@@ -18,7 +20,8 @@ from bastion.audit import AuditFilter
 from bastion.core.clock import FrozenClock
 from bastion.gateway.limits import RedisLimiter
 from bastion.gateway.policy import OutputPolicy, ServingPolicy
-from bastion.gateway.service import predict_request
+from bastion.gateway.pool import request_line
+from bastion.gateway.service import worker_job
 from tests.gateway.conftest import auth
 from tests.models.conftest import person
 
@@ -144,6 +147,24 @@ def test_blocked_output_and_label_only(
     assert any("predict.output_blocked" in e.reason for e in events(system, "denied"))  # type: ignore[attr-defined]
 
 
+def test_concurrent_requests_scored_together_each_get_the_answer_they_get_alone(
+    gateway_client: TestClient, system: Bastion, served: dict[str, str]
+) -> None:
+    """Requests that wait for the busy worker are scored in one call of the model (``coalesce``, on by
+    default); each gets the answer for its own rows, as when the worker takes one request per call."""
+    rows = [list(map(float, row)) for row in load_breast_cancer().data[:80]]
+    documents = [{"inputs": rows[i : i + 1 + i % 3]} for i in range(0, 64, 2)]
+    generous = {"principal_rps": 1000.0, "principal_burst": 1000}
+    system.gateway.set_policy(person("sam"), "cancer", ServingPolicy(**generous, coalesce=1))  # type: ignore[arg-type]
+    alone = [predict(gateway_client, served["app"], document) for document in documents]
+    system.gateway.set_policy(person("sam"), "cancer", ServingPolicy(**generous))  # type: ignore[arg-type]
+    with ThreadPoolExecutor(max_workers=len(documents)) as threads:
+        together = list(threads.map(lambda d: predict(gateway_client, served["app"], d), documents))
+    assert [status for status, _ in together] == [200] * len(documents)
+    assert [body["outputs"] for _, body in together] == [body["outputs"] for _, body in alone]
+    assert [len(body["outputs"]) for _, body in together] == [len(d["inputs"]) for d in documents]  # type: ignore[arg-type]
+
+
 def test_the_worker_reads_the_document_the_gateway_validated() -> None:
     """The body is spliced into the worker's request line as sent; whatever it looks like, the worker's parse
     is the gateway's document, on one line."""
@@ -156,13 +177,13 @@ def test_the_worker_reads_the_document_the_gateway_validated() -> None:
     ]
     for body in bodies:
         assert json.loads(body.decode("utf-8-sig") if body[:1] != b"\xff" else body) == document
-        line = predict_request(body, document, True, False)
+        line = request_line([worker_job(body, document, True, False)])
         assert line.endswith(b"\n") and line.count(b"\n") == 1
         request = json.loads(line)
         assert request["document"] == document and request["op"] == "predict"
         assert request["proba"] is True and request["contributions"] is False
     text = {"inputs": [["naïve\nline"]]}  # a newline inside a string is escaped in JSON: never touched
-    line = predict_request(json.dumps(text, ensure_ascii=False).encode(), text, False, True)
+    line = request_line([worker_job(json.dumps(text, ensure_ascii=False).encode(), text, False, True)])
     assert json.loads(line)["document"] == text
 
 

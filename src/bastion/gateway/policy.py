@@ -27,6 +27,11 @@ class ServingPolicy(BaseModel):
     daily_units: int = Field(default=1_000_000, ge=1)  # rows per principal per day
     max_batch: int = Field(default=64, ge=1, le=10_000)
     workers: int = Field(default=1, ge=1, le=16)
+    # Requests waiting for a busy worker that it scores together, in one call of the model (what a call costs
+    # is mostly fixed, so a busy model serves more); each request still gets the answer to its own rows. 1:
+    # one request per call — for a custom model whose rows are not scored independently. Scored together,
+    # probabilities may differ from a lone call's in the last bits of floating point.
+    coalesce: int = Field(default=8, ge=1, le=64)
     timeout_s: float = Field(default=5, gt=0, le=120)
     output: OutputPolicy = Field(default_factory=OutputPolicy)
     # A custom model: "package.module:factory" of vetted code the operator installed (see gateway.flavors);

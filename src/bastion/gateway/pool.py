@@ -1,6 +1,6 @@
-"""Worker processes for one model version: started with the isolation ``worker`` applies, fed one request
-at a time each, killed and replaced when they crash or overrun their time. A worker failure is that
-request's 503, never the gateway's."""
+"""Worker processes for one model version: started with the isolation ``worker`` applies, fed one call at a
+time each (a call may score several waiting requests together), killed and replaced when they crash or
+overrun their time. A worker failure is a 503 for the request that caused it, never the gateway's."""
 
 from __future__ import annotations
 
@@ -204,12 +204,63 @@ def _fields(limits: Limits) -> dict[str, int]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One prediction for a worker: the validated document (JSON) and what to return besides labels."""
+
+    document: bytes
+    proba: bool
+    contributions: bool
+
+    def goes_with(self, other: Job) -> bool:
+        """Whether the two can be scored in one call of the model: they ask for the same things."""
+        return self.proba == other.proba and self.contributions == other.contributions
+
+
+def request_line(jobs: list[Job]) -> bytes:
+    """The worker's request line: one job's document, or several jobs' documents scored together (jobs that
+    go with each other)."""
+    first = jobs[0]
+    head = b'{"op":"predict","proba":%s,"contributions":%s,' % (
+        b"true" if first.proba else b"false",
+        b"true" if first.contributions else b"false",
+    )
+    if len(jobs) == 1:
+        return head + b'"document":' + first.document + b"}\n"
+    return head + b'"documents":[' + b",".join(job.document for job in jobs) + b"]}\n"
+
+
+def _shares(reply: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """Each job's answer from the worker's answer to several: its ``replies``, in order (or, when it refused
+    the request as a whole, that refusal for each)."""
+    replies = reply.get("replies")
+    if isinstance(replies, list) and len(replies) == count and all(isinstance(r, dict) for r in replies):
+        return replies
+    if reply.get("ok") is False:
+        return [reply] * count
+    raise WorkerFailed("The model worker answered garbage.")
+
+
+@dataclass(eq=False, slots=True)
+class _Turn:
+    """A caller waiting for a worker: handed a worker (its turn), or the answer to its job when another
+    caller's turn took it along."""
+
+    job: Job
+    future: asyncio.Future[Worker | dict[str, Any]]
+    alone: bool  # tried again after a call it shared failed: scored by itself, never taken along
+    expiry: asyncio.TimerHandle | None = None
+
+
 @dataclass
 class WorkerPool:
-    """The workers of one version, each serving one request at a time; callers wait their turn in order.
-    ``spawn`` (given by the gateway) starts and loads a new worker — it verifies the version again first, so a
-    replacement loads only what still verifies. Workers are added from any thread (a replacement starts on
-    one of its own); predictions are asked on an event loop."""
+    """The workers of one version, each serving one call at a time; callers wait their turn in order. A
+    caller whose turn comes may take jobs of waiting callers along (``together``): the worker scores their
+    rows in one call of the model — what a call costs is mostly fixed, so a busy model serves more — and
+    each caller gets the answer to its own rows. ``spawn`` (given by the gateway) starts and loads a new
+    worker — it verifies the version again first, so a replacement loads only what still verifies. Workers
+    are added from any thread (a replacement starts on one of its own); predictions are asked on an event
+    loop."""
 
     version_id: str
     description: dict[str, Any]
@@ -220,7 +271,7 @@ class WorkerPool:
     closed: bool = False
     restarting: int = 0  # replacements being started
     _idle: deque[Worker] = field(default_factory=deque)
-    _waiting: deque[asyncio.Future[Worker]] = field(default_factory=deque)
+    _waiting: deque[_Turn] = field(default_factory=deque)
 
     def add(self, worker: Worker) -> None:
         with self.lock:
@@ -231,38 +282,105 @@ class WorkerPool:
             return
         self._release(worker)
 
-    async def call(self, line: bytes, timeout: float) -> dict[str, Any]:
-        worker = await self._acquire(timeout)
+    async def call(self, job: Job, timeout: float, together: int = 1) -> dict[str, Any]:
+        """The answer to ``job``, scored with up to ``together - 1`` waiting jobs that go with it."""
+        return await self._call(job, timeout, together, alone=False)
+
+    async def _call(self, job: Job, timeout: float, together: int, *, alone: bool) -> dict[str, Any]:
+        got = await self._acquire(job, timeout, alone)
+        if not isinstance(got, Worker):
+            return got  # taken along by another caller's turn
+        worker = got
+        riders = [] if alone else self._riders(job, together - 1)
+        jobs = [job, *(turn.job for turn in riders)]
         try:
-            reply = await worker.ask(line, timeout)
-        except BaseException:  # failed, or the caller went away mid-answer: the worker is out of step
+            reply = await worker.ask(request_line(jobs), timeout)
+            answers = _shares(reply, len(jobs)) if riders else [reply]
+        except (
+            BaseException
+        ) as error:  # failed, or its caller went away mid-answer: the worker is out of step
             self._replace(worker)
+            if riders:
+                # Whose job broke a shared call is unknown, and the riders' callers did nothing wrong: each
+                # job is tried again by itself, so a job that kills workers fails alone.
+                self._requeue(riders, timeout)
+                if isinstance(error, WorkerFailed):
+                    return await self._call(job, timeout, 1, alone=True)
             raise
         self._release(worker)
-        return reply
+        for turn, answer in zip(riders, answers[1:], strict=True):
+            if not turn.future.done():  # its caller may have gone away meanwhile
+                turn.future.set_result(answer)
+        return answers[0]
 
-    async def _acquire(self, timeout: float) -> Worker:
+    async def _acquire(self, job: Job, timeout: float, alone: bool) -> Worker | dict[str, Any]:
         loop = asyncio.get_running_loop()
         with self.lock:
             if self._idle:
                 return self._idle.popleft()
-            turn: asyncio.Future[Worker] = loop.create_future()
+            turn = _Turn(job, loop.create_future(), alone)
             self._waiting.append(turn)
-        expiry = loop.call_later(timeout, _busy, turn)
+        self._expire(turn, timeout)
         try:
-            return await turn
+            return await turn.future
         except asyncio.CancelledError:
-            if turn.done() and not turn.cancelled() and turn.exception() is None:
-                self._release(turn.result())  # handed over just as the caller went away: pass it on
+            handed = turn.future
+            if handed.done() and not handed.cancelled() and handed.exception() is None:
+                result = handed.result()
+                if isinstance(result, Worker):
+                    self._release(result)  # handed over just as the caller went away: pass it on
             raise
         finally:
-            expiry.cancel()
+            if turn.expiry is not None:
+                turn.expiry.cancel()
+
+    def _expire(self, turn: _Turn, timeout: float) -> None:
+        turn.expiry = turn.future.get_loop().call_later(timeout, _busy, turn.future)
+
+    def _riders(self, job: Job, most: int) -> list[_Turn]:
+        """Up to ``most`` waiting turns (on this loop) whose jobs go with ``job``; others keep their place."""
+        if most < 1:
+            return []
+        loop = asyncio.get_running_loop()
+        taken: list[_Turn] = []
+        with self.lock:
+            if not self._waiting:
+                return taken
+            kept: deque[_Turn] = deque()
+            while self._waiting and len(taken) < most:
+                turn = self._waiting.popleft()
+                if turn.future.done():  # timed out or cancelled while waiting
+                    continue
+                if turn.alone or turn.future.get_loop() is not loop or not turn.job.goes_with(job):
+                    kept.append(turn)
+                else:
+                    taken.append(turn)
+            kept.extend(self._waiting)
+            self._waiting = kept
+        for turn in taken:
+            if turn.expiry is not None:  # being served: the worker's time limit applies now
+                turn.expiry.cancel()
+        return taken
+
+    def _requeue(self, turns: list[_Turn], timeout: float) -> None:
+        """Turns whose shared call failed wait again — first in line, each to be scored alone."""
+        with self.lock:
+            for turn in reversed(turns):
+                if not turn.future.done():
+                    turn.alone = True
+                    self._waiting.appendleft(turn)
+            idle, self._idle = list(self._idle), deque()
+        for turn in turns:
+            if not turn.future.done():
+                self._expire(turn, timeout)
+        for worker in idle:  # another worker may be free right now: it takes the first of them
+            self._release(worker)
 
     def _release(self, worker: Worker) -> None:
         """Hand ``worker`` to the longest waiting caller, or back to the idle ones."""
         with self.lock:
             while self._waiting:
-                turn = self._waiting.popleft()
+                turn = self._waiting.popleft().future
                 if turn.done():  # timed out or cancelled while waiting
                     continue
                 if _on_loop_of(turn):
@@ -272,7 +390,7 @@ class WorkerPool:
                 return
             self._idle.append(worker)
 
-    def _hand(self, turn: asyncio.Future[Worker], worker: Worker) -> None:
+    def _hand(self, turn: asyncio.Future[Worker | dict[str, Any]], worker: Worker) -> None:
         if turn.done():
             self._release(worker)
         else:
@@ -311,7 +429,7 @@ class WorkerPool:
             worker.kill()
 
 
-def _busy(turn: asyncio.Future[Worker]) -> None:
+def _busy(turn: asyncio.Future[Worker | dict[str, Any]]) -> None:
     if not turn.done():
         turn.set_exception(WorkersBusy("Every worker of this model is busy."))
 

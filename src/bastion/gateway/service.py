@@ -30,7 +30,7 @@ from bastion.gateway.limits import Bucket, Limiter, LimiterUnavailable
 from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.output import protect
 from bastion.gateway.policy import DEFAULT_POLICY, ServingPolicy
-from bastion.gateway.pool import Limits, Worker, WorkerPool
+from bastion.gateway.pool import Job, Limits, Worker, WorkerPool
 from bastion.gateway.stages import Stages
 from bastion.gateway.validation import parse_body, validate
 from bastion.models.errors import LoadRefused
@@ -190,8 +190,8 @@ class Gateway:
             with stages.enter("invoke"):
                 proba = bool(document.get("return_probabilities", True))
                 contributions = policy.high_risk
-                line = predict_request(body, document, proba, contributions)
-                raw = await pool.call(line, policy.timeout_s)
+                job = worker_job(body, document, proba, contributions)
+                raw = await pool.call(job, policy.timeout_s, policy.coalesce)
                 if not raw.get("ok"):
                     error = raw.get("error", "error")
                     raise InvalidInput(f"The model could not score these inputs ({error}).")
@@ -387,18 +387,14 @@ class Gateway:
             self._close(version_id)
 
 
-def predict_request(body: bytes, document: dict[str, Any], proba: bool, contributions: bool) -> bytes:
-    """The worker's request line. The validated body is spliced in as the client sent it — its newlines made
-    spaces, which in JSON are whitespace, never inside a string — rather than encoded again: parsing it is
-    the worker's work, on a core of its own, and the same parser reads the same document. A body that is not
-    plain ASCII (another encoding, a byte-order mark) is encoded again instead."""
-    flags = b'{"op":"predict","proba":%s,"contributions":%s,"document":' % (
-        b"true" if proba else b"false",
-        b"true" if contributions else b"false",
-    )
+def worker_job(body: bytes, document: dict[str, Any], proba: bool, contributions: bool) -> Job:
+    """The worker's job. The validated body is spliced in as the client sent it — its newlines made spaces,
+    which in JSON are whitespace, never inside a string — rather than encoded again: parsing it is the
+    worker's work, on a core of its own, and the same parser reads the same document. A body that is not plain
+    ASCII (another encoding, a byte-order mark) is encoded again instead."""
     if body.isascii() and b"\x00" not in body:
-        return flags + body.replace(b"\n", b" ").replace(b"\r", b" ") + b"}\n"
-    return flags + json.dumps(document).encode() + b"}\n"
+        return Job(body.replace(b"\n", b" ").replace(b"\r", b" "), proba, contributions)
+    return Job(json.dumps(document).encode(), proba, contributions)
 
 
 def _serves(pool: WorkerPool, wanted: dict[str, Any]) -> bool:

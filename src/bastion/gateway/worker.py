@@ -8,6 +8,8 @@ files, a CPU-time cap. It then speaks JSON lines on stdin/stdout:
      "code_paths": [...]]}                    -> {"ok": true, "features": 30, "classes": [...], ...}
     {"op": "predict", "document": {"inputs": [[...]], ...}, "proba": true, "contributions": false}
                                               -> {"ok": true, "labels": ...}
+    {"op": "predict", "documents": [{"inputs": ...}, ...], "proba": ..., "contributions": ...}
+                                              -> {"ok": true, "replies": [{"ok": true, "labels": ...}, ...]}
 
 (``document`` is the prediction request's body, which the gateway validated against the version's input
 schema before handing it over.)
@@ -21,6 +23,7 @@ and no credentials in this process.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import json
 import os
 import resource
@@ -77,15 +80,58 @@ def main() -> None:
                 model = load(request)
                 reply: dict[str, Any] = {"ok": True, **model.describe()}
             elif request.get("op") == "predict" and model is not None:
-                inputs = request["document"]["inputs"]
                 proba, contributions = bool(request.get("proba")), bool(request.get("contributions"))
-                reply = {"ok": True, **model.predict(inputs, proba, contributions)}
+                if "documents" in request:
+                    batches = [document["inputs"] for document in request["documents"]]
+                    reply = {"ok": True, "replies": score_together(model, batches, proba, contributions)}
+                else:
+                    reply = score(model, request["document"]["inputs"], proba, contributions)
             else:
                 reply = {"ok": False, "error": "unknown operation or no model loaded"}
         except Exception as error:  # noqa: BLE001 - reported to the gateway, which decides
             reply = {"ok": False, "error": type(error).__name__}
         out.write(json.dumps(reply) + "\n")
         out.flush()
+
+
+def score(model: Model, rows: list[Any], proba: bool, contributions: bool) -> dict[str, Any]:
+    try:
+        return {"ok": True, **model.predict(rows, proba, contributions)}
+    except Exception as error:  # noqa: BLE001 - reported to the gateway, which decides
+        return {"ok": False, "error": type(error).__name__}
+
+
+def score_together(
+    model: Model, batches: list[Any], proba: bool, contributions: bool
+) -> list[dict[str, Any]]:
+    """Several requests' rows in one call of the model, and each request's share of the answer. If that call
+    fails, each request is scored by itself: a request the model refuses fails only itself."""
+    try:
+        counts = [len(rows) for rows in batches]
+        whole = model.predict([row for rows in batches for row in rows], proba, contributions)
+        return [{"ok": True, **share} for share in shares(whole, counts)]
+    except Exception:  # noqa: BLE001 - which request the model refused is found by asking one at a time
+        return [score(model, rows, proba, contributions) for rows in batches]
+
+
+def shares(result: dict[str, Any], counts: list[int]) -> list[dict[str, Any]]:
+    """Split an answer for consecutive requests' rows into one answer per request: what is per row (labels,
+    probabilities, contributions) is sliced, the rest (the class order of the probabilities) goes to each."""
+    rows = {key: result[key] for key in ("labels", "probabilities") if key in result}
+    explained = result.get("contributions")
+    columns = [*rows.values(), *([explained["values"], explained["bias"]] if explained is not None else [])]
+    if any(len(column) != sum(counts) for column in columns):
+        raise ValueError("the model answered for a different number of rows")
+    answers: list[dict[str, Any]] = []
+    start = 0
+    for end in itertools.accumulate(counts):
+        answer: dict[str, Any] = {**result, **{key: column[start:end] for key, column in rows.items()}}
+        if explained is not None:
+            values, bias = explained["values"][start:end], explained["bias"][start:end]
+            answer["contributions"] = {**explained, "values": values, "bias": bias}
+        answers.append(answer)
+        start = end
+    return answers
 
 
 if __name__ == "__main__":
