@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from bastion.core.cache import TtlCache
@@ -39,3 +40,95 @@ def test_fresh_tells_a_cached_none_from_a_miss_and_never_loads() -> None:
     assert cache.fresh("k", T0 + timedelta(seconds=2)) is None  # expired: the caller must load
     cache.put("v", T0, "value")
     assert cache.fresh("v", T0) == ("value",)
+
+
+class Deferred:
+    """A background runner that holds jobs until the test runs them (another thread, in production)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Callable[[], None]] = []
+
+    def __call__(self, job: Callable[[], None]) -> None:
+        self.jobs.append(job)
+
+    def run(self) -> None:
+        jobs, self.jobs = self.jobs, []
+        for job in jobs:
+            job()
+
+
+def test_entries_loaded_together_are_reloaded_at_different_moments() -> None:
+    background = Deferred()
+    cache: TtlCache[int, int] = TtlCache(timedelta(seconds=2), background=background)
+    for key in range(200):
+        cache.put(key, T0, key)
+    due = []
+    for tenth in range(10, 17):  # from half the TTL to four fifths of it
+        background.jobs.clear()
+        for key in range(200):
+            cache.fresh(key, T0 + timedelta(seconds=tenth / 10), lambda: 0)
+        due.append(len(background.jobs))  # asked for, not run: each stays in flight
+    assert due[0] < 200 and due[-1] == 200 - sum(due[:-1])
+    assert sum(1 for count in due if count) >= 4  # spread over the window
+
+
+def test_an_entry_in_use_is_reloaded_behind_its_users_once_half_its_ttl_is_gone() -> None:
+    background = Deferred()
+    cache: TtlCache[str, int] = TtlCache(timedelta(seconds=2), background=background)
+    versions = iter(range(1, 100))
+    assert cache.get_or_load("k", T0, lambda: next(versions)) == 1
+    assert cache.fresh("k", T0 + timedelta(seconds=0.9), lambda: next(versions)) == (1,)
+    assert background.jobs == []  # young: nothing to do
+    later = T0 + timedelta(seconds=1.7)  # past four fifths of the TTL: the reload is due
+    assert cache.fresh("k", later, lambda: next(versions)) == (1,)  # served at once, reloaded behind
+    assert cache.fresh("k", later, lambda: next(versions)) == (1,)
+    assert len(background.jobs) == 1  # one reload in flight per entry
+    background.run()
+    # The reload is stamped with the time it was asked for: it lives until then + TTL, no longer.
+    assert cache.fresh("k", later + timedelta(seconds=0.5)) == (2,)
+    assert cache.fresh("k", later + timedelta(seconds=2)) is None
+    assert cache.get_or_load("k", later + timedelta(seconds=1.7), lambda: next(versions)) == 2  # and again
+    background.run()
+    assert cache.fresh("k", later + timedelta(seconds=1.7)) == (3,)
+
+
+def test_an_expired_entry_is_never_served_while_its_reload_is_pending() -> None:
+    background = Deferred()
+    cache: TtlCache[str, int] = TtlCache(timedelta(seconds=2), background=background)
+    cache.put("k", T0, 1)
+    assert cache.fresh("k", T0 + timedelta(seconds=1.7), lambda: 2) == (1,)
+    assert background.jobs
+    assert cache.fresh("k", T0 + timedelta(seconds=2)) is None  # the bound holds: the caller must load
+
+
+def test_a_reload_never_overwrites_an_entry_forgotten_or_replaced_meanwhile() -> None:
+    background = Deferred()
+    cache: TtlCache[str, str] = TtlCache(timedelta(seconds=2), background=background)
+    cache.put("revoked", T0, "valid")
+    cache.put("changed", T0, "old")
+    at = T0 + timedelta(seconds=1.7)
+    cache.fresh("revoked", at, lambda: "valid (read before the revocation)")
+    cache.fresh("changed", at, lambda: "older")
+    cache.forget("revoked")  # this replica revoked it while the reload was reading
+    cache.put("changed", at, "newest")
+    background.run()
+    assert cache.fresh("revoked", at) is None
+    assert cache.fresh("changed", at) == ("newest",)
+
+
+def test_a_reload_that_fails_leaves_the_entry_to_expire_as_usual() -> None:
+    background = Deferred()
+    cache: TtlCache[str, int] = TtlCache(timedelta(seconds=2), background=background)
+    cache.put("k", T0, 1)
+
+    def unreachable() -> int:
+        raise ConnectionError("database down")
+
+    cache.fresh("k", T0 + timedelta(seconds=1.7), unreachable)
+    background.run()
+    assert cache.fresh("k", T0 + timedelta(seconds=1.9)) == (1,)
+    assert cache.fresh("k", T0 + timedelta(seconds=2)) is None
+    cache.put("k", T0 + timedelta(seconds=2), 5)
+    cache.fresh("k", T0 + timedelta(seconds=3.7), lambda: 6)  # and a later reload is tried again
+    background.run()
+    assert cache.fresh("k", T0 + timedelta(seconds=3.7)) == (6,)

@@ -89,3 +89,30 @@ def test_idle_threads_end_and_the_pool_still_serves() -> None:
         asyncio.run(main())
     finally:
         offload.close()
+
+
+def test_submitted_jobs_run_on_a_thread_and_their_failures_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    offload = Offload(threads=2)
+    ran = threading.Event()
+    where: list[threading.Thread] = []
+
+    def job() -> None:
+        where.append(threading.current_thread())
+        ran.set()
+
+    def failing() -> None:
+        raise ConnectionError("database down")
+
+    try:
+        offload.submit(failing)
+        offload.submit(job)
+        assert ran.wait(10)
+        assert where[0] is not threading.current_thread()
+        deadline = time.monotonic() + 10
+        while "background job failed: ConnectionError" not in caplog.text:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        offload.close()

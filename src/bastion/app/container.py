@@ -94,6 +94,7 @@ class Bastion:
     llm: LlmProxy
     tracing: Tracing
     offload: Offload  # threads for the blocking steps of requests served on the event loop
+    reloader: Offload  # one thread reloading the caches of the request path while they are in use
 
     def api(self) -> FastAPI:
         # Imported here: the CLI builds the system too, and never serves HTTP.
@@ -131,6 +132,7 @@ class Bastion:
     def close(self) -> None:
         self.gateway.close()  # model workers first: they are processes of their own
         self.offload.close()
+        self.reloader.close()
         self.tracing.shutdown()  # flushes batched spans
         self.exporter.close()
         self.writer.close()  # commits whatever is queued before the database goes
@@ -147,8 +149,12 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
     )
     audit_log = MerkleAuditLog()
     writer = GroupCommitWriter(database, audit_log)
-    policies = PolicySource(database, clock)
-    directory = RoleDirectory(database, clock)
+    offload = Offload()
+    # One thread, so reloads never run side by side: each is a few milliseconds of Python that holds the GIL
+    # against the event loop, and several at once made a request stall.
+    reloader = Offload(threads=1, name="bastion-reload")
+    policies = PolicySource(database, clock, background=reloader.submit)
+    directory = RoleDirectory(database, clock, background=reloader.submit)
     uow = UnitOfWork(database, CedarAuthorizer(policies, directory, clock), audit_log, clock, writer=writer)
     keys = KeyManager(uow, build_key_backend(settings), clock)
     signer = KeyManagerCheckpointSigner(keys, system_context("audit-checkpoint"))
@@ -167,7 +173,6 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
     uploads = TokenBuckets(settings.data_uploads_per_minute, settings.data_uploads_per_minute, clock)
     limiter = build_limiter(settings)
     tracing = build_tracing(settings)
-    offload = Offload()
     lineage = Lineage(uow, database)
     return Bastion(
         settings=settings,
@@ -183,7 +188,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
         identity=IdentityService(uow, pepper, clock),
         tokens=tokens,
         authenticator=BearerAuthenticator(
-            ApiKeyAuthenticator(database, pepper, clock),
+            ApiKeyAuthenticator(database, pepper, clock, background=reloader.submit),
             JwtAuthenticator(database, tokens, clock),
             OidcAuthenticator(database, clock, settings.oidc_issuers),
         ),
@@ -245,9 +250,11 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
             model_code=[str(path) for path in settings.gateway_model_code],
             tracer=tracing.tracer,
             offload=offload,
+            background=reloader.submit,
         ),
         tracing=tracing,
         offload=offload,
+        reloader=reloader,
         llm=LlmProxy(
             uow,
             secrets,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -21,7 +22,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 IDLE_SECONDS = 30.0  # a thread idle this long ends (an application that stops serving keeps none)
-_Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+_Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop | None, "asyncio.Future[Any] | None"]
+log = logging.getLogger(__name__)
 
 
 class Offload:
@@ -37,11 +39,24 @@ class Offload:
         """``function()`` on one of the pool's threads; its result, or its exception, here."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        self._enqueue(function, loop, future)
+        return await future
+
+    def submit(self, function: Callable[[], None]) -> None:
+        """``function()`` on one of the pool's threads, nobody waiting for it (a cache reloaded behind its
+        users' backs); what it raises is logged."""
+        self._enqueue(function, None, None)
+
+    def _enqueue(
+        self,
+        function: Callable[[], Any],
+        loop: asyncio.AbstractEventLoop | None,
+        future: asyncio.Future[Any] | None,
+    ) -> None:
         # The caller's context variables (request id, trace context) go with the job, as with to_thread.
         self._jobs.put((partial(contextvars.copy_context().run, function), loop, future))
         if len(self._threads) < self._size:  # after the put: a thread leaving idle sees the job and stays
             self._start()
-        return await future
 
     def _start(self) -> None:
         with self._lock:
@@ -67,9 +82,13 @@ class Offload:
             try:
                 result = function()
             except BaseException as error:  # noqa: BLE001 - handed to the awaiting caller, who raises it
-                loop.call_soon_threadsafe(_settle, future, None, error)
+                if loop is None or future is None:
+                    log.error("a background job failed: %s", type(error).__name__)
+                else:
+                    loop.call_soon_threadsafe(_settle, future, None, error)
             else:
-                loop.call_soon_threadsafe(_settle, future, result, None)
+                if loop is not None and future is not None:
+                    loop.call_soon_threadsafe(_settle, future, result, None)
 
     def close(self) -> None:
         """Let the threads finish their jobs and stop (jobs queued after this never run)."""

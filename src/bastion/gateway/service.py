@@ -21,7 +21,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context as TraceContext
 
-from bastion.core.cache import TtlCache
+from bastion.core.cache import Background, TtlCache
 from bastion.core.clock import Clock
 from bastion.core.durable import until_durable
 from bastion.core.errors import BastionError, InvalidInput, RateLimited, Unavailable
@@ -82,10 +82,11 @@ class Gateway:
         worker_limits: Limits,
         model_code: list[str] | None = None,
         offload: Offload,
+        background: Background | None = None,
         tracer: trace.Tracer | None = None,
     ) -> None:
         self._uow, self._database, self._clock, self._loader = uow, database, clock, loader
-        self._offload = offload
+        self._offload, self._background = offload, background
         self._limiter, self._system, self._limits = limiter, system, worker_limits
         self._max_body, self._max_depth = max_body_bytes, max_json_depth
         self._model_code = list(model_code or [])
@@ -93,9 +94,13 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self._pools: dict[str, WorkerPool] = {}
         self._pool_lock = threading.Lock()
-        # Policy and the production version are re-read every 2 s: changes reach every replica that fast.
-        self._models: TtlCache[str, tuple[Resource, ServingPolicy]] = TtlCache(timedelta(seconds=2), 1024)
-        self._versions: TtlCache[tuple[str, int | None], ServedVersion] = TtlCache(timedelta(seconds=2), 4096)
+        # Policy and the production version are re-read every 2 s (in the background while in use): changes
+        # reach every replica that fast.
+        self._models: TtlCache[str, tuple[Resource, ServingPolicy]] = self._cache(1024)
+        self._versions: TtlCache[tuple[str, int | None], ServedVersion] = self._cache(4096)
+
+    def _cache(self, size: int) -> TtlCache[Any, Any]:
+        return TtlCache(timedelta(seconds=2), size, background=self._background)
 
     @property
     def max_body_bytes(self) -> int:
@@ -119,7 +124,7 @@ class Gateway:
                 work.session.add(row)
             row.policy, row.updated_by, row.updated_at = document, context.principal.id, self._clock.now()
         if scope == GLOBAL:
-            self._models = TtlCache(timedelta(seconds=2), 1024)
+            self._models = self._cache(1024)
         else:
             self._models.forget(scope)
         return policy
@@ -230,7 +235,7 @@ class Gateway:
         self, context: Context, name: str, version: int | None, now: datetime
     ) -> tuple[Resource, ServingPolicy, Decision]:
         """The model, its serving policy (cached; loaded on a thread) and the caller's permission on it."""
-        cached = self._models.fresh(name, now)
+        cached = self._models.fresh(name, now, partial(self._model_and_policy, name))
         target, policy = cached[0] if cached else await self._offload.run(partial(self._model, name, now))
         decision = self._uow.decide(context, ACTION, target)
         if not decision.allowed:  # asked again where it may block: the refusal is audited, then raised
@@ -239,7 +244,10 @@ class Gateway:
         return target, policy, decision
 
     def _model(self, name: str, now: datetime) -> tuple[Resource, ServingPolicy]:
-        return self._models.get_or_load(name, now, lambda: (self._resource(name), self._policy(name)))
+        return self._models.get_or_load(name, now, partial(self._model_and_policy, name))
+
+    def _model_and_policy(self, name: str) -> tuple[Resource, ServingPolicy]:
+        return self._resource(name), self._policy(name)
 
     async def _spend(self, context: Context, name: str, policy: ServingPolicy, buckets: list[Bucket]) -> None:
         try:
@@ -284,7 +292,7 @@ class Gateway:
         self, name: str, version: int | None, policy: ServingPolicy, now: datetime
     ) -> tuple[WorkerPool, ServedVersion] | None:
         """What ``_pool`` returns, when it needs nothing loaded or started (else ``None``: ask ``_pool``)."""
-        cached = self._versions.fresh((name, version), now)
+        cached = self._versions.fresh((name, version), now, partial(self._version, name, version))
         if cached is None or cached[0].stage not in LOADABLE:
             return None
         served = cached[0]
@@ -297,7 +305,7 @@ class Gateway:
         self, name: str, version: int | None, policy: ServingPolicy
     ) -> tuple[WorkerPool, ServedVersion]:
         served = self._versions.get_or_load(
-            (name, version), self._clock.now(), lambda: self._version(name, version)
+            (name, version), self._clock.now(), partial(self._version, name, version)
         )
         number = served.number
         if served.stage not in LOADABLE:

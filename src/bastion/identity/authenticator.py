@@ -11,12 +11,13 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import update
 
-from bastion.core.cache import TtlCache
+from bastion.core.cache import Background, TtlCache
 from bastion.core.clock import Clock
 from bastion.core.errors import InvalidCredentials
 from bastion.identity import apikeys
@@ -45,9 +46,18 @@ class ApiKeyAuthenticator:
     """``cache_seconds`` bounds how long a revocation takes to reach this replica (the issue's "within
     seconds"); 0 disables the cache."""
 
-    def __init__(self, database: Database, pepper: Pepper, clock: Clock, cache_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        database: Database,
+        pepper: Pepper,
+        clock: Clock,
+        cache_seconds: float = 2.0,
+        background: Background | None = None,
+    ) -> None:
         self._database, self._pepper, self._clock = database, pepper, clock
-        self._cache: TtlCache[str, _KeyRecord | None] = TtlCache(timedelta(seconds=cache_seconds))
+        self._cache: TtlCache[str, _KeyRecord | None] = TtlCache(
+            timedelta(seconds=cache_seconds), background=background
+        )
 
     def authenticate(self, credentials: Credentials | None) -> Principal:
         principal = self._verify(credentials, cached_only=False)
@@ -75,7 +85,7 @@ class ApiKeyAuthenticator:
         presented = apikeys.secret_hash(self._pepper.get(), parsed.key_id, parsed.secret)
         now = self._clock.now()
         if cached_only:
-            cached = self._cache.fresh(parsed.key_id, now)
+            cached = self._cache.fresh(parsed.key_id, now, partial(self._load, parsed.key_id))
             if cached is None:
                 return None
             record = cached[0]

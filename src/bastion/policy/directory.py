@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 
-from bastion.core.cache import TtlCache
+from bastion.core.cache import Background, TtlCache
 from bastion.core.clock import Clock
 from bastion.spine.context import Resource
 from bastion.store.database import Database
@@ -45,9 +45,17 @@ class RoleDirectory:
     """``cache_seconds`` bounds how long an unassigned role or a revoked elevation takes to stop working on a
     replica."""
 
-    def __init__(self, database: Database, clock: Clock, cache_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        cache_seconds: float = 2.0,
+        background: Background | None = None,
+    ) -> None:
         self._database, self._clock = database, clock
-        self._cache: TtlCache[str, Membership] = TtlCache(timedelta(seconds=cache_seconds))
+        self._cache: TtlCache[str, Membership] = TtlCache(
+            timedelta(seconds=cache_seconds), background=background
+        )
 
     def membership(self, principal_id: str) -> Membership:
         now = self._clock.now()

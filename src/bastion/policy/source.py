@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bastion.core.cache import RELOAD_AFTER, Background
 from bastion.core.clock import Clock
 from bastion.core.errors import BastionError
 from bastion.policy.compiler import CompiledPolicies, compile_policies
@@ -29,22 +30,48 @@ class ActivePolicies:
 
 
 class PolicySource:
-    def __init__(self, database: Database, clock: Clock, cache_seconds: float = 2.0) -> None:
-        self._database, self._clock = database, clock
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        cache_seconds: float = 2.0,
+        background: Background | None = None,
+    ) -> None:
+        self._database, self._clock, self._background = database, clock, background
         self._ttl = timedelta(seconds=cache_seconds)
         self._lock = threading.Lock()
         self._checked_at: datetime | None = None
         self._active = ActivePolicies(compile_policies("", 0), operator_only=False)
+        self._reloading = False
 
     def current(self) -> ActivePolicies:
         now = self._clock.now()
-        if self._checked_at is not None and now - self._checked_at < self._ttl:
+        checked = self._checked_at
+        if checked is not None and now - checked < self._ttl:
+            if now - checked >= self._ttl * RELOAD_AFTER[0]:
+                self._reload_behind(checked, now)  # as ``TtlCache`` does: decisions never wait for a read
             return self._active
         with self._lock:
             if self._checked_at is None or now - self._checked_at >= self._ttl:
                 self._active = self._load(self._active)
                 self._checked_at = now
         return self._active
+
+    def _reload_behind(self, checked: datetime, now: datetime) -> None:
+        if self._background is None or self._reloading:
+            return
+        self._reloading = True
+
+        def job() -> None:
+            try:
+                with self._lock:
+                    if self._checked_at is checked:  # not invalidated, nor read again, meanwhile
+                        self._active = self._load(self._active)
+                        self._checked_at = now
+            finally:
+                self._reloading = False
+
+        self._background(job)
 
     def invalidate(self) -> None:
         """Look again on the next decision (this replica just changed the active version)."""
