@@ -246,3 +246,46 @@ def test_a_pool_whose_worker_could_not_be_replaced_is_started_anew(
     assert pool.dead and failures == ["open"]
     assert predict(gateway_client, served["app"], {"inputs": samples[:1]})[0] == 200  # started anew
     assert list(system.gateway._pools.values()) != [pool]
+
+
+def test_rates_and_quota_are_one_limiter_call_and_bad_input_keeps_its_quota(
+    gateway_client: TestClient, system: Bastion, served: dict[str, str], samples: list[list[float]]
+) -> None:
+    limiter = system.gateway._limiter
+    calls: list[list[float]] = []
+    spend = limiter.take_async
+
+    async def counted(buckets: list[Any]) -> float:
+        calls.append([bucket.cost for bucket in buckets])
+        return await spend(buckets)
+
+    limiter.take_async = counted  # type: ignore[method-assign]
+    policy = ServingPolicy(principal_rps=1000, principal_burst=1000, daily_units=6)
+    system.gateway.set_policy(person("sam"), "cancer", policy)
+    assert predict(gateway_client, served["app"], {"inputs": samples})[0] == 200
+    assert calls == [[1, 1, 3]]  # rates and the three rows, spent together
+    calls.clear()
+    bad_rows = [row[:5] for row in samples]  # five features where the model wants thirty
+    for _ in range(3):  # refused by the schema, three rows each time: given back, never spent
+        status, body = predict(gateway_client, served["app"], {"inputs": bad_rows})
+        assert status == 422 and body["code"] == "predict.invalid_input"
+    assert calls == [[1, 1, 3], [-3]] * 3
+    assert predict(gateway_client, served["app"], {"inputs": samples})[0] == 200  # the other three rows
+    status, body = predict(gateway_client, served["app"], {"inputs": samples[:1]})
+    assert status == 429 and int(body["_headers"]["retry-after"]) > 1  # type: ignore[index]  # now spent
+
+
+def test_a_body_that_cannot_be_read_still_spends_the_rate(
+    gateway_client: TestClient, system: Bastion, served: dict[str, str], samples: list[list[float]]
+) -> None:
+    system.gateway.set_policy(person("sam"), "cancer", ServingPolicy(principal_rps=0.01, principal_burst=2))
+    unreadable = {**auth(served["app"]), "content-type": "application/json"}
+    for _ in range(2):
+        response = gateway_client.post("/v1/models/cancer/predict", content=b"{not json", headers=unreadable)
+        assert response.status_code == 422
+    status, _ = predict(gateway_client, served["app"], {"inputs": samples})
+    assert status == 429  # the two unreadable bodies spent the burst
+    response = gateway_client.post("/v1/models/cancer/predict", content=b"{not json", headers=unreadable)
+    assert response.status_code == 429  # and over the rate, a bad body is refused for the rate first
+    refusals = [event.details for event in events(system, "denied")]  # type: ignore[attr-defined]
+    assert [d["stage"] for d in refusals].count("input") == 2

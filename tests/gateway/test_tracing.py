@@ -21,7 +21,7 @@ from tests.gateway.conftest import auth, rebuilt
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
-STAGES = ["authorize", "rate_limit", "model", "input", "quota", "invoke", "output", "audit"]
+STAGES = ["authorize", "rate_limit", "model", "input", "invoke", "output", "audit"]
 
 
 class Receiver:

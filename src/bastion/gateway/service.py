@@ -1,19 +1,21 @@
 """The prediction pipeline. Every request passes every stage, in this order, and each stage is one call:
 
     authentication (the API's dependency) -> authorization (Cedar ``models.predict`` on the model, with the
-    request's context) -> rate limits and quota -> input validation -> invocation in an isolated worker ->
-    output protection -> telemetry (one audit event, metrics)
+    request's context) -> rate limits and quota (one spend; the body is read first, to count its rows) ->
+    input validation -> invocation in an isolated worker -> output protection -> telemetry (one audit event,
+    metrics)
 
 A refusal at any stage is audited with its reason and counted; nothing reaches a model unchecked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -32,7 +34,7 @@ from bastion.gateway.output import protect
 from bastion.gateway.policy import DEFAULT_POLICY, ServingPolicy
 from bastion.gateway.pool import Job, Limits, Worker, WorkerPool
 from bastion.gateway.stages import Stages
-from bastion.gateway.validation import parse_body, validate
+from bastion.gateway.validation import InvalidPrediction, parse_body, validate
 from bastion.models.errors import LoadRefused
 from bastion.models.loader import ModelLoader
 from bastion.models.records import LOADABLE, check_model_name, resource, version_row
@@ -173,25 +175,17 @@ class Gateway:
         with stages.enter("authorize"):
             now = self._clock.now()
             target, policy, decision = await self._authorize(context, name, version, now)
+        quota: Bucket | None = None  # what the request was charged, once it was
         try:
-            principal = context.principal.id
             with stages.enter("rate_limit"):
-                await self._spend(context, name, policy, [
-                    Bucket(f"m:{name}", policy.model_rps, policy.model_burst),
-                    Bucket(f"pm:{principal}:{name}", policy.principal_rps, policy.principal_burst),
-                ])  # fmt: skip
+                document, quota = await self._limit(context, name, policy, body, content_type, stages)
             with stages.enter("model"):
                 pool, served = await self._serving(name, version, policy, now)
                 number = served.number
             with stages.enter("input"):
-                document = parse_body(body, content_type, self._max_body, self._max_depth)
                 validate(document, pool.description, policy.max_batch, served.input_schema)
                 inputs = document["inputs"]
                 stages.annotate(**{"bastion.version": number, "bastion.batch": len(inputs)})
-            with stages.enter("quota"):
-                daily = policy.daily_units / 86400
-                quota = Bucket(f"day:{principal}:{name}", daily, policy.daily_units, len(inputs))
-                await self._spend(context, name, policy, [quota])
             with stages.enter("invoke"):
                 proba = bool(document.get("return_probabilities", True))
                 contributions = policy.high_risk
@@ -205,6 +199,8 @@ class Gateway:
                 outputs = protect(raw, classes, policy.output)
         except BastionError as error:
             stage = stages.current
+            if quota is not None and isinstance(error, InvalidPrediction | InvalidInput):
+                await self._give_back(quota)  # refused as input (by its schema or by the model): no charge
             await self._offload.run(partial(self._refused, context, target, name, version, stage, error))
             raise
         latency = time.perf_counter() - started
@@ -264,6 +260,41 @@ class Gateway:
             raise RateLimited(
                 f"Rate limit reached; retry in {wait:.2f} s.", retry_after=max(1, round(wait + 0.5))
             )
+
+    async def _limit(
+        self,
+        context: Context,
+        name: str,
+        policy: ServingPolicy,
+        body: bytes,
+        content_type: str | None,
+        stages: Stages,
+    ) -> tuple[Any, Bucket]:
+        """Rates and the daily quota, spent together (one limiter round trip). The quota counts rows, so the
+        body is read first (size, media type, depth, JSON); its schema is checked after the limits. A body
+        that cannot be read still spends the rates — refusing it is no way around them — and is refused as
+        input. The request's document, and what its quota was charged."""
+        principal = context.principal.id
+        rates = [
+            Bucket(f"m:{name}", policy.model_rps, policy.model_burst),
+            Bucket(f"pm:{principal}:{name}", policy.principal_rps, policy.principal_burst),
+        ]
+        try:
+            document = parse_body(body, content_type, self._max_body, self._max_depth)
+        except BastionError:
+            await self._spend(context, name, policy, rates)
+            with stages.enter("input"):
+                raise
+        daily = policy.daily_units / 86400
+        quota = Bucket(f"day:{principal}:{name}", daily, policy.daily_units, _rows(document))
+        await self._spend(context, name, policy, [*rates, quota])
+        return document, quota
+
+    async def _give_back(self, quota: Bucket) -> None:
+        """Bad input loses nothing: the rows it was charged go back to the quota (a limiter that cannot be
+        reached keeps them: the caller loses at most that request's rows)."""
+        with contextlib.suppress(LimiterUnavailable):
+            await self._limiter.take_async([replace(quota, cost=-quota.cost)])
 
     def _refused(
         self,
@@ -408,6 +439,12 @@ def worker_job(body: bytes, document: dict[str, Any], proba: bool, contributions
 def _serves(pool: WorkerPool, wanted: dict[str, Any]) -> bool:
     """Whether ``pool`` can serve as it stands: started as wanted, and not dead."""
     return not pool.dead and pool.config == wanted
+
+
+def _rows(document: Any) -> int:
+    """The rows a request asks to score, as its quota counts them (before its schema is checked)."""
+    inputs = document.get("inputs") if isinstance(document, dict) else None
+    return len(inputs) if isinstance(inputs, list) else 1
 
 
 def _summary(labels: list[Any]) -> dict[str, int]:
