@@ -296,9 +296,8 @@ class WorkerPool:
         try:
             reply = await worker.ask(request_line(jobs), timeout)
             answers = _shares(reply, len(jobs)) if riders else [reply]
-        except (
-            BaseException
-        ) as error:  # failed, or its caller went away mid-answer: the worker is out of step
+        # Failed, or its caller went away mid-answer: either way the worker is out of step.
+        except BaseException as error:
             self._replace(worker)
             if riders:
                 # Whose job broke a shared call is unknown, and the riders' callers did nothing wrong: each
