@@ -25,7 +25,7 @@ def test_a_version_another_replica_activates_is_read_in_the_background(
     system.policies.activate(ops, version)  # by another replica
     clock.advance(timedelta(seconds=0.5))
     assert source.current().compiled.version == 0 and background.jobs == []  # young: cached
-    clock.advance(timedelta(seconds=1))
+    clock.advance(timedelta(seconds=1.2))  # past four fifths of the TTL: the reload is due
     assert source.current().compiled.version == 0  # still within the TTL: answered from memory ...
     assert len(background.jobs) == 1  # ... and read again behind the decision
     background.run()
@@ -39,9 +39,10 @@ def test_no_decision_sees_a_version_older_than_the_ttl(system: Bastion, clock: F
     ops = operator_context()
     version = system.policies.write(ops, TEXT).version
     system.policies.activate(ops, version)
-    clock.advance(timedelta(seconds=1.5))
+    clock.advance(timedelta(seconds=1.7))
     source.current()  # a reload is asked for, but has not run
-    clock.advance(timedelta(seconds=0.5))
+    assert background.jobs
+    clock.advance(timedelta(seconds=0.3))
     assert source.current().compiled.version == version  # expired: read before deciding
     background.run()  # the late reload does not put the older reading back
     assert source.current().compiled.version == version

@@ -9,11 +9,10 @@ then activate a version that works.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from bastion.core.cache import RELOAD_AFTER, Background
+from bastion.core.cache import Background, TtlCache
 from bastion.core.clock import Clock
 from bastion.core.errors import BastionError
 from bastion.policy.compiler import CompiledPolicies, compile_policies
@@ -37,45 +36,25 @@ class PolicySource:
         cache_seconds: float = 2.0,
         background: Background | None = None,
     ) -> None:
-        self._database, self._clock, self._background = database, clock, background
-        self._ttl = timedelta(seconds=cache_seconds)
-        self._lock = threading.Lock()
-        self._checked_at: datetime | None = None
-        self._active = ActivePolicies(compile_policies("", 0), operator_only=False)
-        self._reloading = False
+        self._database, self._clock = database, clock
+        # One entry, reloaded behind the decisions while in use (see ``TtlCache``).
+        self._cache: TtlCache[None, ActivePolicies] = TtlCache(
+            timedelta(seconds=cache_seconds), background=background
+        )
+        # The last version read: when the head has not moved, it is not compiled again (and the authorizer
+        # keeps its memoised decisions, which are per policy set).
+        self._last = ActivePolicies(compile_policies("", 0), operator_only=False)
 
     def current(self) -> ActivePolicies:
-        now = self._clock.now()
-        checked = self._checked_at
-        if checked is not None and now - checked < self._ttl:
-            if now - checked >= self._ttl * RELOAD_AFTER[0]:
-                self._reload_behind(checked, now)  # as ``TtlCache`` does: decisions never wait for a read
-            return self._active
-        with self._lock:
-            if self._checked_at is None or now - self._checked_at >= self._ttl:
-                self._active = self._load(self._active)
-                self._checked_at = now
-        return self._active
-
-    def _reload_behind(self, checked: datetime, now: datetime) -> None:
-        if self._background is None or self._reloading:
-            return
-        self._reloading = True
-
-        def job() -> None:
-            try:
-                with self._lock:
-                    if self._checked_at is checked:  # not invalidated, nor read again, meanwhile
-                        self._active = self._load(self._active)
-                        self._checked_at = now
-            finally:
-                self._reloading = False
-
-        self._background(job)
+        return self._cache.get_or_load(None, self._clock.now(), self._read)
 
     def invalidate(self) -> None:
         """Look again on the next decision (this replica just changed the active version)."""
-        self._checked_at = None
+        self._cache.forget(None)
+
+    def _read(self) -> ActivePolicies:
+        self._last = self._load(self._last)
+        return self._last
 
     def _load(self, previous: ActivePolicies) -> ActivePolicies:
         with self._database.read() as session:
