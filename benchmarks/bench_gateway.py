@@ -1,7 +1,7 @@
 """Gateway overhead: the same scikit-learn model (breast cancer, logistic regression) served
 (a) by a bare Starlette app calling it in-process, and (b) through Bastion's full pipeline (API key, Cedar,
 rate limit, JSON Schema validation, an isolated worker process, output rounding, audit append, metrics) —
-both under uvicorn over HTTP on loopback, driven by a separate load-generator process.
+both under uvicorn (uvloop, httptools) over HTTP on loopback, driven by a separate load-generator process.
 
 Reported: the maximum throughput of each and their ratio — measured with wrk (4 keep-alive connections) when
 it is installed (``apt-get install wrk``: a load generator in C leaves both servers the CPU a Python one

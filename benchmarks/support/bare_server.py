@@ -28,4 +28,8 @@ async def predict(request: Request) -> JSONResponse:
 app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+    # The same event loop and HTTP parser as Bastion's server, so the comparison is of the pipeline alone.
+    uvicorn.run(
+        app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False,
+        loop="uvloop", http="httptools",
+    )  # fmt: skip

@@ -13,7 +13,7 @@ import uvicorn
 from bastion.app.background import PeriodicJob
 from bastion.app.container import Bastion, build, system_context
 from bastion.app.state import tls_dir
-from bastion.app.tls_protocol import ClientCertH11Protocol
+from bastion.app.tls_protocol import ClientCertHttpProtocol
 from bastion.core.clock import SystemClock
 from bastion.core.errors import ConfigError
 from bastion.core.identity_settings import MtlsMode
@@ -61,12 +61,13 @@ def plan_serving(settings: Settings) -> ServeTarget:
     return ServeTarget(url=f"https://{_url_host(settings.host)}:{settings.port}", tls=files)
 
 
-def _client_cert_options(settings: Settings, target: ServeTarget) -> dict[str, Any]:
-    """mTLS: ask for (or require, at the handshake) a client certificate chaining to the client CA."""
+def _protocol_options(settings: Settings, target: ServeTarget) -> dict[str, Any]:
+    """The HTTP protocol (httptools' parser); with mTLS, asking for (or requiring, at the handshake) a client
+    certificate chaining to the client CA, which the protocol hands to the app."""
     if target.tls is None or settings.mtls is MtlsMode.OFF:
-        return {}
+        return {"http": "httptools"}
     return {
-        "http": ClientCertH11Protocol,
+        "http": ClientCertHttpProtocol,
         "ssl_cert_reqs": ssl.CERT_REQUIRED if settings.mtls is MtlsMode.REQUIRED else ssl.CERT_OPTIONAL,
         "ssl_ca_certs": str(settings.mtls_client_ca or target.tls.ca_cert),
     }
@@ -89,11 +90,14 @@ def serve(settings: Settings, target: ServeTarget) -> None:
         log_config=None,  # our logging is configured already, with redaction
         access_log=False,
         server_header=False,
+        # Named, not "auto": uvloop is a dependency, and asyncio's own loop would quietly add to the gateway's
+        # latency (see benchmarks/bench_gateway.py).
+        loop="uvloop",
         proxy_headers=False,  # never trust X-Forwarded-For unless a trusted proxy is configured
         timeout_graceful_shutdown=10,
         ssl_certfile=target.tls.server_cert if target.tls else None,
         ssl_keyfile=target.tls.server_key if target.tls else None,
-        **_client_cert_options(settings, target),
+        **_protocol_options(settings, target),
     )
     exporter = PeriodicJob(
         "export",
