@@ -132,6 +132,16 @@ def test_async_spends_survive_a_flushed_script_a_dropped_connection_and_a_caller
         with contextlib.suppress(asyncio.CancelledError):
             await task
         assert await limiter.take_async([empty]) > 0
+        # A Redis slower than the limiter's timeout is refused (fail closed), and that connection dropped:
+        # its late reply ("0", granted) must not answer the next spend.
+        impatient = RedisLimiter(REDIS_URL, timeout_s=0.1)
+        assert await impatient.take_async([full]) == 0  # connected: the next spend reuses the connection
+        admin.execute_command("CLIENT", "PAUSE", 400, "ALL")
+        with pytest.raises(LimiterUnavailable):
+            await impatient.take_async([full])
+        await asyncio.sleep(0.5)  # the pause is over: the late reply has been sent
+        assert await impatient.take_async([empty]) > 0
+        await impatient.aclose()
         await limiter.aclose()
         admin.close()
 
