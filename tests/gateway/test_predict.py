@@ -81,6 +81,23 @@ def test_every_rejection_path(
     assert status == 422
     deep = {"inputs": samples, "x": json.loads("[" * 40 + "]" * 40)}
     assert predict(gateway_client, served["app"], deep)[0] == 422
+    row = ",".join(map(str, samples[0][1:]))
+    not_json = [
+        b'{"inputs": [[',  # cut short
+        ('{"inputs": [[NaN,' + row + "]]}").encode(),  # NaN and Infinity are not JSON numbers
+        ('{"inputs": [[Infinity,' + row + "]]}").encode(),
+        '{"inputs": [], "note": "caf\u00e9"}'.encode("utf-16"),  # JSON is UTF-8
+        b'{"inputs": [[1e5' + b"\xff" + b"]]}",
+    ]
+    for body in not_json:
+        response = gateway_client.post(
+            "/v1/models/cancer/predict",
+            content=body,
+            headers={**auth(served["app"]), "content-type": "application/json"},
+        )
+        assert response.status_code == 422, body
+        assert response.json()["code"] == "predict.invalid_input"
+        assert "not valid JSON" in response.json()["detail"]
     refused = events(system, "denied")
     reasons = {e.reason for e in refused}  # type: ignore[attr-defined]
     assert any("request.too_large" in r for r in reasons) and any(

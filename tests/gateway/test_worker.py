@@ -4,6 +4,7 @@ floating point —, and a request the model refuses fails only itself."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from bastion.gateway.flavors import Model, SklearnModel
-from bastion.gateway.worker import score, score_together, shares
+from bastion.gateway.worker import _line, score, score_together, shares
 
 DATA = load_breast_cancer()
 BATCHES = [DATA.data[0:1].tolist(), DATA.data[1:4].tolist(), DATA.data[4:5].tolist(), DATA.data[5:9].tolist()]
@@ -81,3 +82,15 @@ def test_what_is_not_per_row_goes_to_every_share() -> None:
         {"labels": [1, 2], "probabilities": [[0.1], [0.2]], "classes": ["a"]},
         {"labels": [3], "probabilities": [[0.3]], "classes": ["a"]},
     ]
+
+
+def test_a_reply_is_one_json_line_whatever_a_custom_model_returns() -> None:
+    """NumPy values and integer class keys are written as JSON has them; an answer that cannot be written is
+    the model's error (the worker goes on), never a broken line."""
+    line = _line({"ok": True, "labels": np.array([1, 0]), "probabilities": [{0: np.float32(0.25)}]})
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert json.loads(line) == {"ok": True, "labels": [1, 0], "probabilities": [{"0": 0.25}]}
+    assert json.loads(_line({"ok": True, "labels": [object()]})) == {
+        "ok": False,
+        "error": "UnserializableOutput",
+    }

@@ -113,6 +113,22 @@ def test_classification_needs_a_clearance_that_reaches_it(system: Bastion) -> No
     assert decision.policy_ids == ("default:forbid:clearance",)
 
 
+def test_decisions_follow_every_attribute_of_a_caller_seen_before(system: Bastion) -> None:
+    """The authorizer remembers the entities of a caller and resource it has seen: a change in any attribute
+    they are built from — the caller's clearance or tags, the resource's classification — is a new decision,
+    and an attribute that cannot be remembered (a list) is still decided."""
+    restricted = Resource("key", "phi", attributes={"classification": "restricted"})
+    internal = Resource("key", "phi", attributes={"classification": "internal"})
+    for _ in range(2):  # the second round is answered from what the first remembered
+        assert allowed(system, user("hi", roles=("viewer",), clearance="restricted"), "keys.read", restricted)
+        assert not allowed(system, user("hi", roles=("viewer",), clearance="internal"), "keys.read", restricted)
+        assert allowed(system, user("hi", roles=("viewer",), clearance="internal"), "keys.read", internal)
+        assert not allowed(system, user("hi", clearance="restricted"), "keys.read", restricted)
+        listed = user("hi", roles=("viewer",), clearance="internal", projects=["a", "b"])
+        assert allowed(system, listed, "keys.read", internal)
+        assert not allowed(system, listed, "keys.read", restricted)
+
+
 def to_hour(clock: FrozenClock, hour: int) -> None:
     """Move the clock forward to the next HH:00 UTC."""
     now = clock.now()

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NoReturn
 
+import orjson
+
 from bastion.core.errors import Unavailable
 
 
@@ -172,8 +174,8 @@ class Worker:
         line = bytes(self._received)
         self._received.clear()
         try:
-            reply: dict[str, Any] = json.loads(line)
-        except ValueError:
+            reply: dict[str, Any] = orjson.loads(line)
+        except orjson.JSONDecodeError:
             return self._fail("The model worker answered garbage.", kill=kill)
         return reply
 

@@ -30,6 +30,8 @@ import resource
 import sys
 from typing import Any
 
+import orjson
+
 from bastion.gateway.flavors import Model, load
 
 CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
@@ -67,15 +69,15 @@ def main() -> None:
     )
     # The protocol keeps stdout to itself: anything else printed there (a model's own print) goes where stderr
     # goes — nowhere — instead of into the answer the gateway reads.
-    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
-    out.write(json.dumps({"ok": True, "hello": status}) + "\n")
+    out.write(_line({"ok": True, "hello": status}))
     out.flush()
     model: Model | None = None  # set by "load"
-    for line in sys.stdin:
+    for line in sys.stdin.buffer:
         try:
-            request = json.loads(line)
+            request = orjson.loads(line)  # the gateway's parser: the document it validated is the one scored
             if request.get("op") == "load":
                 model = load(request)
                 reply: dict[str, Any] = {"ok": True, **model.describe()}
@@ -90,8 +92,20 @@ def main() -> None:
                 reply = {"ok": False, "error": "unknown operation or no model loaded"}
         except Exception as error:  # noqa: BLE001 - reported to the gateway, which decides
             reply = {"ok": False, "error": type(error).__name__}
-        out.write(json.dumps(reply) + "\n")
+        out.write(_line(reply))
         out.flush()
+
+
+_LINE = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _line(reply: dict[str, Any]) -> bytes:
+    """One reply, one line. A custom model's NumPy values and non-string keys are written as JSON has them;
+    an answer that cannot be written at all is the model's error, reported like any other."""
+    try:
+        return orjson.dumps(reply, option=_LINE)
+    except orjson.JSONEncodeError:
+        return orjson.dumps({"ok": False, "error": "UnserializableOutput"}, option=_LINE)
 
 
 def score(model: Model, rows: list[Any], proba: bool, contributions: bool) -> dict[str, Any]:

@@ -72,7 +72,8 @@ class CedarAuthorizer:
     def __init__(self, source: PolicySource, directory: RoleDirectory, clock: Clock) -> None:
         self._source, self._directory, self._clock = source, directory, clock
         self._entities: dict[str, cedarpy.Entities] = {}
-        self._decisions: dict[tuple[str, str, str, tuple[str, ...]], Decision] = {}
+        self._known: dict[tuple[Any, ...], tuple[str, cedarpy.Entities]] = {}
+        self._decisions: dict[tuple[Any, ...], Decision] = {}
         self._decided_under: ActivePolicies | None = None
 
     def authorize(self, context: Context, action: str, resource: Resource) -> Decision:
@@ -110,12 +111,7 @@ class CedarAuthorizer:
         # input is in this key (time to the second, as the context carries it): a hit is the same decision.
         if active is not self._decided_under:  # a new policy set: earlier decisions no longer hold
             self._decisions, self._decided_under = {}, active
-        key = (
-            document,
-            action,
-            json.dumps(request_context, sort_keys=True),
-            tuple(b.id for b in bindings),
-        )
+        key = (document, action, tuple(sorted(request_context.items())), tuple(b.id for b in bindings))
         decision = self._decisions.get(key)
         if decision is None:
             request = {
@@ -142,6 +138,25 @@ class CedarAuthorizer:
         action: str,
         resource: Resource,
     ) -> tuple[str, cedarpy.Entities]:
+        # The document is built from these alone: a caller seen before skips building and serialising it.
+        # (Attribute values that cannot be hashed — lists from a stored profile — take the long way.)
+        known_as: tuple[Any, ...] = (
+            principal_type,
+            principal.id,
+            tuple(sorted(principal.attributes.items())),
+            tuple(roles),
+            groups,
+            action,
+            resource.type,
+            resource.id,
+            tuple(sorted(resource.attributes.items())),
+        )
+        try:
+            known, cacheable = self._known.get(known_as), True
+        except TypeError:
+            known, cacheable = None, False
+        if known is not None:
+            return known
         document = [
             _principal_entity(principal, principal_type, roles, groups),
             _action_entity(action),
@@ -159,6 +174,10 @@ class CedarAuthorizer:
             if len(self._entities) >= _MAX_ENTITY_CACHE:
                 self._entities.clear()
             self._entities[key] = entities
+        if cacheable:
+            if len(self._known) >= _MAX_ENTITY_CACHE:
+                self._known.clear()
+            self._known[known_as] = (key, entities)
         return key, entities
 
 

@@ -3,10 +3,10 @@ model's serving policy, and ``/metrics`` (authenticated). The pipeline itself is
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from opentelemetry.propagate import extract
@@ -44,7 +44,7 @@ async def answer_prediction(request: Request, name: str, version: int | None) ->
     # audit, a token to check) is authenticated on a thread.
     context = cached_request_context(request) or await services.offload.run(partial(request_context, request))
     result = await gateway.predict(context, name, version, body, content_type, parent)
-    return Response(json.dumps(result, separators=(",", ":"), allow_nan=False).encode(), media_type=JSON)
+    return Response(orjson.dumps(result), media_type=JSON)
 
 
 @router.post("/v1/models/{name}/predict")
