@@ -120,13 +120,19 @@ def test_decisions_follow_every_attribute_of_a_caller_seen_before(system: Bastio
     restricted = Resource("key", "phi", attributes={"classification": "restricted"})
     internal = Resource("key", "phi", attributes={"classification": "internal"})
     for _ in range(2):  # the second round is answered from what the first remembered
-        assert allowed(system, user("hi", roles=("viewer",), clearance="restricted"), "keys.read", restricted)
-        assert not allowed(system, user("hi", roles=("viewer",), clearance="internal"), "keys.read", restricted)
-        assert allowed(system, user("hi", roles=("viewer",), clearance="internal"), "keys.read", internal)
+        assert allowed(system, viewer(clearance="restricted"), "keys.read", restricted)
+        assert not allowed(system, viewer(clearance="internal"), "keys.read", restricted)
+        assert allowed(system, viewer(clearance="internal"), "keys.read", internal)
         assert not allowed(system, user("hi", clearance="restricted"), "keys.read", restricted)
-        listed = user("hi", roles=("viewer",), clearance="internal", projects=["a", "b"])
+        assert allowed(system, viewer(clearance=1), "keys.read", internal)
+        assert not allowed(system, viewer(clearance=True), "keys.read", internal)  # not a clearance
+        listed = viewer(clearance="internal", projects=["a", "b"])
         assert allowed(system, listed, "keys.read", internal)
         assert not allowed(system, listed, "keys.read", restricted)
+
+
+def viewer(**attributes: Any) -> Principal:
+    return user("hi", roles=("viewer",), **attributes)
 
 
 def to_hour(clock: FrozenClock, hour: int) -> None:

@@ -143,13 +143,13 @@ class CedarAuthorizer:
         known_as: tuple[Any, ...] = (
             principal_type,
             principal.id,
-            tuple(sorted(principal.attributes.items())),
+            _frozen(principal.attributes),
             tuple(roles),
             groups,
             action,
             resource.type,
             resource.id,
-            tuple(sorted(resource.attributes.items())),
+            _frozen(resource.attributes),
         )
         try:
             known, cacheable = self._known.get(known_as), True
@@ -179,6 +179,11 @@ class CedarAuthorizer:
                 self._known.clear()
             self._known[known_as] = (key, entities)
         return key, entities
+
+
+def _frozen(attributes: Mapping[str, Any]) -> tuple[tuple[str, type, Any], ...]:
+    """Attributes as a key; each value with its type, as the entity tells ``True`` from ``1``."""
+    return tuple(sorted((name, type(value), value) for name, value in attributes.items()))
 
 
 @cache
