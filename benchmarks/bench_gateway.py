@@ -10,8 +10,12 @@ server's throughput, p50/p99 latency of each and the difference (what the pipeli
 client's open loop (``support/loadgen.py``: HTTP over plain sockets, tens of microseconds per request; each
 latency counted from when its request was due, so falling behind is charged; wrk has no fixed-rate mode);
 the same with the Redis rate-limit backend.
+Every server runs from the start and each measurement is taken in ``GATEWAY_BENCH_ROUNDS`` (3) interleaved
+rounds, the servers' order turning each round, since this machine's speed drifts by tens of percent within
+minutes: the figures reported are medians over rounds — of each round's ratio to the bare server and of each
+round's latency difference from the bare server's in that same round — after every round's own figures.
 Run: ``.venv/bin/python -m benchmarks.bench_gateway`` (Redis at BASTION_TEST_REDIS_URL or 127.0.0.1:6379
-for the last part).
+for the Redis part; ``GATEWAY_BENCH_SECONDS`` per measurement, 8).
 """
 
 from __future__ import annotations
@@ -23,16 +27,19 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 SUPPORT = Path(__file__).parent / "support"
 SECONDS = float(os.environ.get("GATEWAY_BENCH_SECONDS", "8"))
+ROUNDS = int(os.environ.get("GATEWAY_BENCH_ROUNDS", "3"))
 REDIS_URL = os.environ.get("BASTION_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -132,7 +139,7 @@ def main() -> None:
 
     data = load_breast_cancer()
     body = json.dumps({"inputs": [list(map(float, data.data[0]))]})
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as running:
         root = Path(tmp)
         model = root / "model.joblib"
         buffer = io.BytesIO()
@@ -140,45 +147,79 @@ def main() -> None:
         model.write_bytes(buffer.getvalue())
         port = free_port()
         bare = subprocess.Popen([sys.executable, str(SUPPORT / "bare_server.py"), str(model), str(port)])
-        bare_url = f"http://127.0.0.1:{port}/predict"
-        runs = [("local", root / "state-local")]
+        running.callback(stop, bare)
+        with contextlib.suppress(RuntimeError):  # the bare app has no health route: any answer will do
+            wait_up(f"http://127.0.0.1:{port}/")
+        # Every server runs from the start, so each round measures them all within a minute or so.
+        servers = {"bare": (f"http://127.0.0.1:{port}/predict", "-")}
+        limiters = ["local"]
         try:
             import redis
 
             redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
-            runs.append(("redis", root / "state-redis"))
+            limiters.append("redis")
         except Exception:  # noqa: BLE001
             print("(Redis not reachable: the Redis run is skipped)")
-        with contextlib.suppress(RuntimeError):  # the bare app has no health route: any answer will do
-            wait_up(f"http://127.0.0.1:{port}/")
-        try:
-            print(f"maximum throughput measured with {'wrk' if shutil.which('wrk') else 'the Python client'}")
-            max_load(bare_url, "-", body)  # warm-up
-            bare_max = max_load(bare_url, "-", body)
-            rate = bare_max["rps"] / 2
-            bare_fixed = load(bare_url, "-", body, "rate", rate)
-            print(f"bare Starlette: {bare_max['rps']:.0f} req/s max; at {rate:.0f} req/s p50 "
-                  f"{bare_fixed['p50_ms']:.2f} ms, p99 {bare_fixed['p99_ms']:.2f} ms")  # fmt: skip
-            for limiter, state in runs:
-                process, url, token = bastion_server(state, limiter)
-                try:
-                    max_load(url, token, body)  # warm-up (the first request starts the worker)
-                    full_max = max_load(url, token, body)
-                    full_fixed = load(url, token, body, "rate", rate)
-                finally:
-                    process.terminate()
-                    process.wait(timeout=30)
-                added_p50 = full_fixed["p50_ms"] - bare_fixed["p50_ms"]
-                added_p99 = full_fixed["p99_ms"] - bare_fixed["p99_ms"]
-                print(
-                    f"Bastion ({limiter} limiter): {full_max['rps']:.0f} req/s max "
-                    f"({full_max['rps'] / bare_max['rps']:.0%} of bare; errors {full_max['errors']:.0f}); "
-                    f"at {rate:.0f} req/s p50 {full_fixed['p50_ms']:.2f} ms (+{added_p50:.2f}), "
-                    f"p99 {full_fixed['p99_ms']:.2f} ms (+{added_p99:.2f}); errors {full_fixed['errors']:.0f}"
+        for limiter in limiters:
+            process, url, token = bastion_server(root / f"state-{limiter}", limiter)
+            running.callback(stop, process)
+            servers[limiter] = (url, token)
+        for url, token in servers.values():
+            max_load(url, token, body)  # warm-up (Bastion's first request starts its worker)
+        client = "wrk" if shutil.which("wrk") else "the Python client"
+        print(f"maximum throughput measured with {client}; {ROUNDS} interleaved rounds of {SECONDS:.0f} s")
+        maxima: dict[str, list[float]] = {name: [] for name in servers}
+        for round_number in range(1, ROUNDS + 1):
+            for name in in_turn(servers, round_number):
+                url, token = servers[name]
+                maxima[name].append(max_load(url, token, body)["rps"])
+            shares = (
+                f"{name} {got[-1]:.0f} req/s ({got[-1] / maxima['bare'][-1]:.0%})"
+                for name, got in maxima.items()
+            )
+            print(f"round {round_number} maximum: " + ", ".join(shares))
+        rate = statistics.median(maxima["bare"]) / 2
+        fixed: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+        for round_number in range(1, ROUNDS + 1):
+            for name in in_turn(servers, round_number):
+                url, token = servers[name]
+                fixed[name].append(load(url, token, body, "rate", rate))
+            figures = (
+                f"{name} p50 {got[-1]['p50_ms']:.2f} p99 {got[-1]['p99_ms']:.2f} ms"
+                for name, got in fixed.items()
+            )
+            print(f"round {round_number} at {rate:.0f} req/s: " + "; ".join(figures))
+        bare_p50 = statistics.median(result["p50_ms"] for result in fixed["bare"])
+        bare_p99 = statistics.median(result["p99_ms"] for result in fixed["bare"])
+        print(f"bare Starlette: {statistics.median(maxima['bare']):.0f} req/s max; at {rate:.0f} req/s "
+              f"p50 {bare_p50:.2f} ms, p99 {bare_p99:.2f} ms")  # fmt: skip
+        for limiter in limiters:
+            ratio = statistics.median(m / b for m, b in zip(maxima[limiter], maxima["bare"], strict=True))
+            # What the pipeline adds, paired with the bare server's figure of the same round.
+            added = {
+                q: statistics.median(
+                    full[q] - base[q] for full, base in zip(fixed[limiter], fixed["bare"], strict=True)
                 )
-        finally:
-            bare.terminate()
-            bare.wait(timeout=30)
+                for q in ("p50_ms", "p99_ms")
+            }
+            errors = sum(result["errors"] for result in fixed[limiter])
+            print(
+                f"Bastion ({limiter} limiter): {statistics.median(maxima[limiter]):.0f} req/s max "
+                f"({ratio:.0%} of bare); at {rate:.0f} req/s added p50 {added['p50_ms']:+.2f} ms, "
+                f"p99 {added['p99_ms']:+.2f} ms; errors {errors:.0f}"
+            )
+
+
+def in_turn(servers: dict[str, tuple[str, str]], round_number: int) -> list[str]:
+    """The servers in a different order each round, so none is always measured first (or last)."""
+    names = list(servers)
+    turn = round_number % len(names)
+    return names[turn:] + names[:turn]
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    process.terminate()
+    process.wait(timeout=30)
 
 
 if __name__ == "__main__":
