@@ -306,3 +306,26 @@ def test_a_body_that_cannot_be_read_still_spends_the_rate(
     assert response.status_code == 429  # and over the rate, a bad body is refused for the rate first
     refusals = [event.details for event in events(system, "denied")]  # type: ignore[attr-defined]
     assert [d["stage"] for d in refusals].count("input") == 2
+
+
+@pytest.mark.parametrize("forged_first", [False, True])
+def test_two_authorization_headers_are_refused_whichever_comes_first(
+    gateway_client: TestClient,
+    system: Bastion,
+    served: dict[str, str],
+    samples: list[list[float]],
+    forged_first: bool,
+) -> None:
+    """Hops disagree on which of two credentials counts; a request carrying two is refused, and audited."""
+    good, forged = auth(served["app"]), {"authorization": "Bearer bst_forged_" + "x" * 40}
+    first, second = (forged, good) if forged_first else (good, forged)
+    headers = [("content-type", "application/json"), *first.items(), *second.items()]
+    assert predict(gateway_client, served["app"], {"inputs": samples})[0] == 200  # the good key, cached now
+    for _ in range(2):
+        response = gateway_client.post(
+            "/v1/models/cancer/predict", content=json.dumps({"inputs": samples}), headers=headers
+        )
+        assert response.status_code == 401 and response.json()["code"] == "auth.invalid_credentials"
+        assert served["app"] not in response.text
+    refused = system.audit.search(operator_context(), AuditFilter(action="auth.authenticate")).events
+    assert len(refused) == 2 and all(e.outcome == "denied" for e in refused)

@@ -292,3 +292,15 @@ def test_requested_scopes_may_only_narrow_the_key(
     assert response.status_code == status, response.text
     if status == 200:
         assert response.json()["scope"] == requested
+
+
+def test_two_authorization_headers_are_an_invalid_client(client: TestClient, secret: str) -> None:
+    good = basic(CLIENT, secret)
+    for second in (good["authorization"], basic("service:other", secret)["authorization"]):
+        response = client.post(
+            "/oauth/token",
+            content="grant_type=client_credentials",
+            headers=[*good.items(), ("authorization", second)],
+        )
+        assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+        assert secret not in response.text

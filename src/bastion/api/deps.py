@@ -19,6 +19,16 @@ DESTINATION_HEADER = "x-bastion-destination-region"  # where read data goes, if 
 MAX_CREDENTIAL_LENGTH = 8192
 
 
+def authorization(request: Request) -> str | None:
+    """The request's one ``Authorization`` header. More than one is an invalid credential: hops disagree on
+    which counts (the first, the last, all joined), and a credential one hop checks while another uses a
+    different one is a way in."""
+    values = request.headers.getlist("authorization")
+    if len(values) > 1:
+        raise InvalidCredentials
+    return values[0] if values else None
+
+
 def parse_authorization(header: str | None) -> Credentials | None:
     """``Authorization: <scheme> <value>``. Anything present but malformed is an invalid credential."""
     if header is None:
@@ -42,7 +52,7 @@ def request_context(request: Request) -> Context:
     services = request.app.state.services
     base = _anonymous(request)
     try:
-        credentials = parse_authorization(request.headers.get("authorization"))
+        credentials = parse_authorization(authorization(request))
         certificate = client_certificate(request)
         if credentials is None and certificate is not None:
             principal = services.certificates.authenticate_certificate(certificate)
@@ -73,7 +83,7 @@ def cached_request_context(request: Request) -> Context | None:
     ``None`` for anything else (no credential, a certificate, a token, a key not cached or not verifying, the
     break-glass key): ``request_context`` then decides, audits any refusal and raises any alert."""
     try:
-        credentials = parse_authorization(request.headers.get("authorization"))
+        credentials = parse_authorization(authorization(request))
     except InvalidCredentials:
         return None
     principal = request.app.state.services.authenticator.authenticate_cached(credentials)

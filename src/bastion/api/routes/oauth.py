@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
+from bastion.api.deps import authorization
 from bastion.core.errors import InvalidCredentials
 from bastion.core.logs import request_id_var
 from bastion.identity.tokens import ACCESS_TOKEN_LIFETIME, AUDIENCE, TOKEN_EXCHANGE
@@ -57,7 +58,10 @@ def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
 
 
 def _client(request: Request, form: dict[str, list[str]]) -> tuple[str, str] | None:
-    header = request.headers.get("authorization", "")
+    try:
+        header = authorization(request) or ""
+    except InvalidCredentials:
+        return None
     if header.lower().startswith("basic "):
         try:
             decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
