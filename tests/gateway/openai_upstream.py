@@ -30,7 +30,10 @@ async def chat(request: Request) -> Response:
     if body.get("stream"):
 
         async def events():  # type: ignore[no-untyped-def]
-            for index, text in enumerate(CHUNKS):
+            if body.get("model") == "garbled":  # valid JSON, but not an event
+                yield b"data: [1, 2]\n\n"
+            chunks = CHUNKS if body.get("model") != "clean" else CHUNKS[:2]
+            for index, text in enumerate(chunks):
                 event = {
                     "id": "c1",
                     "object": "chat.completion.chunk",
@@ -38,6 +41,9 @@ async def chat(request: Request) -> Response:
                 }
                 yield f"data: {json.dumps(event)}\n\n".encode()
                 del index
+            if (body.get("stream_options") or {}).get("include_usage"):  # OpenAI's last chunk: usage only
+                usage = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+                yield f"data: {json.dumps({'id': 'c1', 'choices': [], 'usage': usage})}\n\n".encode()
             yield b"data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -49,6 +55,8 @@ async def chat(request: Request) -> Response:
         "id": "c1", "object": "chat.completion", "model": body.get("model"),
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+        # What bounded the completion, as received (the proxy's tests check what it forwarded).
+        "received": {name: body.get(name) for name in ("max_tokens", "max_completion_tokens", "n")},
     })  # fmt: skip
 
 

@@ -65,7 +65,7 @@ def llm(
                     "name": "local",
                     "base_url": upstream,
                     "secret": "bastion/upstream/local",
-                    "models": ["gpt-test", "leaky"],
+                    "models": ["gpt-test", "leaky", "clean", "garbled"],
                 }
             ],
             "llm_blocked_output": ["forbidden"],
@@ -160,3 +160,96 @@ def test_refusals(llm: tuple[Bastion, dict[str, str]], upstream: str) -> None:
     reasons = [e.reason for e in events(system, "llm.chat") if e.outcome == "denied"]  # type: ignore[attr-defined]
     assert any("llm.prompt_blocked" in r for r in reasons) and any("output.credential" in r for r in reasons)
     assert any("rate.limited" in r for r in reasons)
+
+
+def test_a_body_without_a_model_is_refused_after_authentication_and_audited(
+    llm: tuple[Bastion, dict[str, str]],
+) -> None:
+    system, tokens = llm
+    with TestClient(system.api()) as client:
+        anonymous = client.post(
+            "/v1/chat/completions", content=b"garbage", headers={"content-type": "text/x"}
+        )
+        assert anonymous.status_code == 401 and anonymous.json()["code"] == "auth.required"
+        signed_in = post(client, tokens["app"], "/v1/chat/completions", {"messages": "no model"})
+        assert signed_in.status_code == 400 and signed_in.json()["code"] == "request.invalid"
+    refusals = [(e.actor_id, e.reason, e.resource_id) for e in events(system, "llm.chat")]  # type: ignore[attr-defined]
+    assert refusals == [
+        ("anonymous", "auth.required", "(unreadable request)"),
+        ("service:app", "request.invalid", "(unreadable request)"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        {"max_tokens": -1_000_000},  # would credit the quota
+        {"max_tokens": 0},
+        {"max_tokens": "256"},
+        {"max_tokens": 2.5},
+        {"max_tokens": True},
+        {"max_tokens": 10**7},
+        {"max_completion_tokens": -5},
+        {"n": 0},
+        {"n": 1000},
+        {"n": "2", "max_tokens": 10},  # the bound itself is fine; the number of choices is not
+    ],
+)
+def test_completion_bounds_that_are_not_positive_whole_numbers_are_400_and_never_sent(
+    llm: tuple[Bastion, dict[str, str]], upstream: str, bounds: dict[str, object]
+) -> None:
+    system, tokens = llm
+    before = httpx.get(upstream + "/count").json()["requests"]
+    with TestClient(system.api()) as client:
+        response = post(client, tokens["app"], "/v1/chat/completions", chat(**bounds))
+        assert response.status_code == 400 and response.json()["code"] == "request.invalid", response.text
+        assert next(iter(bounds)) in response.json()["detail"]
+    assert httpx.get(upstream + "/count").json()["requests"] == before
+    [refusal] = events(system, "llm.chat")
+    assert (refusal.outcome, refusal.reason) == ("denied", "request.invalid")  # type: ignore[attr-defined]
+
+
+def test_the_quota_reserves_the_bound_forwarded_and_charges_what_was_used(
+    llm: tuple[Bastion, dict[str, str]],
+) -> None:
+    """A request with no completion bound is forwarded with the one its reservation assumed, so the upstream
+    cannot spend past it; what the upstream reports unused goes back to the quota."""
+    system, tokens = llm
+    with TestClient(system.api()) as client:
+        unbounded = post(client, tokens["app"], "/v1/chat/completions", chat())
+        assert unbounded.json()["received"] == {"max_tokens": 256, "max_completion_tokens": None, "n": None}
+        own = post(client, tokens["app"], "/v1/chat/completions", chat(max_completion_tokens=40, n=2))
+        assert own.json()["received"] == {"max_tokens": None, "max_completion_tokens": 40, "n": 2}
+        # The daily quota is 2000: each of these reserves 3 + 256 units, and the upstream reports 9 used.
+        # Charged by reservation, the seventh would be refused (and the request rate allows ten in a burst).
+        answers = [post(client, tokens["app"], "/v1/chat/completions", chat()).status_code for _ in range(8)]
+        assert answers == [200] * 8
+    served = [e.details for e in events(system, "llm.chat") if e.outcome == "allowed"]  # type: ignore[attr-defined]
+    assert len(served) == 10 and {d["charged_units"] for d in served} == {9}
+    assert {d["reserved_units"] for d in served} == {3 + 256, 3 + 80}  # "Say hello": 3 units
+
+
+def test_a_stream_is_charged_the_usage_it_reports(llm: tuple[Bastion, dict[str, str]]) -> None:
+    system, tokens = llm
+    headers = {"authorization": f"Bearer {tokens['app']}", "content-type": "application/json"}
+    with TestClient(system.api()) as client:
+        for options in ({"include_usage": True}, None):
+            body = chat(model="clean", stream=True, stream_options=options)
+            with client.stream(
+                "POST", "/v1/chat/completions", content=json.dumps(body), headers=headers
+            ) as r:
+                assert r.status_code == 200 and list(r.iter_lines())
+    charged = [e.details["charged_units"] for e in events(system, "llm.chat")]  # type: ignore[attr-defined]
+    assert charged == [7, None]  # without a report, the reservation stands
+
+
+def test_a_stream_chunk_that_is_not_an_event_ends_the_stream(llm: tuple[Bastion, dict[str, str]]) -> None:
+    system, tokens = llm
+    headers = {"authorization": f"Bearer {tokens['app']}", "content-type": "application/json"}
+    with TestClient(system.api()) as client:
+        body = json.dumps(chat(model="garbled", stream=True))
+        with client.stream("POST", "/v1/chat/completions", content=body, headers=headers) as response:
+            assert response.status_code == 200
+            assert [line for line in response.iter_lines() if line] == ["data: [DONE]"]  # nothing forwarded
+    [event] = events(system, "llm.chat")
+    assert event.details["cut"] == "upstream sent a malformed chunk"  # type: ignore[attr-defined]

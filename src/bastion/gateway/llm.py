@@ -22,7 +22,14 @@ from typing import Any
 import httpx
 from anyio import to_thread
 
-from bastion.core.errors import BastionError, ExitCode, InvalidInput, NotFound, RateLimited
+from bastion.core.errors import (
+    AuthenticationRequired,
+    BastionError,
+    ExitCode,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+)
 from bastion.core.llm_settings import LlmUpstreamSettings
 from bastion.data.pii import PiiEngine
 from bastion.gateway.limits import Bucket, Limiter, LimiterUnavailable
@@ -32,7 +39,10 @@ from bastion.spine.interfaces import Decision
 from bastion.spine.uow import UnitOfWork
 
 DEFAULT_MAX_TOKENS = 256
+MAX_COMPLETION_TOKENS = 1_000_000  # a bound on what one request may ask for, far above any model's window
+MAX_CHOICES = 128  # OpenAI's own bound on ``n``
 MAX_BODY = 4 * 1024 * 1024
+UNREADABLE = Resource("llm", "(unreadable request)")
 
 
 class PromptBlocked(BastionError):
@@ -68,6 +78,7 @@ class Prepared:
     decision: Decision
     body: dict[str, Any]
     details: dict[str, Any]
+    quota: Bucket  # the tokens reserved from the daily quota; what the upstream reports unused goes back
 
 
 class LlmProxy:
@@ -97,6 +108,12 @@ class LlmProxy:
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            # No model to ask about: a caller who has not authenticated is told to, before anything about
+            # the body (as when the model is named in the path); either refusal is audited.
+            if context.principal.is_anonymous:
+                self._uow.refuse(context, action, UNREADABLE, AuthenticationRequired.code)
+                raise AuthenticationRequired(f"Authentication is required to {action}.")
+            self._uow.refuse(context, action, UNREADABLE, InvalidInput.code)
             raise InvalidInput("Send an OpenAI-style JSON body with a model name (at most 4 MiB).")
         model = body["model"]
         target = Resource("llm", model)
@@ -111,14 +128,13 @@ class LlmProxy:
                 raise PromptBlocked(
                     "The prompt contains a credential; it was not sent.", reason="prompt.credential"
                 )
-            reserved = tokens_of(prompt) + (
-                int(body.get("max_tokens") or DEFAULT_MAX_TOKENS) if action == "llm.chat" else 0
-            )
+            if action == "llm.chat":
+                body = _bounded_completion(body)
+            completion = _completion_tokens(body) if action == "llm.chat" else 0
+            reserved = tokens_of(prompt) + completion
             principal = context.principal.id
-            self._spend([
-                Bucket(f"llm:{principal}", self._rps, max(1.0, self._rps * 2)),
-                Bucket(f"llm-day:{principal}", self._daily / 86400, self._daily, reserved),
-            ])  # fmt: skip
+            quota = Bucket(f"llm-day:{principal}", self._daily / 86400, self._daily, reserved)
+            self._spend([Bucket(f"llm:{principal}", self._rps, max(1.0, self._rps * 2)), quota])
         except BastionError as error:
             self._uow.refuse(context, action, target, f"{error.code}", details={"model": model})
             raise
@@ -130,7 +146,23 @@ class LlmProxy:
             "prompt_units": tokens_of(prompt),
             "reserved_units": reserved,
         }
-        return Prepared(upstream, target, decision, body, details)
+        return Prepared(upstream, target, decision, body, details, quota)
+
+    async def settle(self, prepared: Prepared, usage: Any) -> int | None:
+        """Charge what the upstream reports it used (``usage.total_tokens``) instead of the reservation: the
+        rest goes back to the daily quota. Nothing goes back without a report — nor more than was reserved —
+        and a limiter that cannot be reached keeps it (the caller loses at most that request's reservation).
+        The units charged, when reported."""
+        used = usage.get("total_tokens") if isinstance(usage, dict) else None
+        if type(used) is not int or used < 0:
+            return None
+        unused = prepared.quota.cost - used
+        if unused > 0:
+            try:
+                await self._limiter.take_async([replace(prepared.quota, cost=-unused)])
+            except LimiterUnavailable:
+                return int(prepared.quota.cost)  # nothing went back: the reservation stands
+        return min(used, int(prepared.quota.cost))
 
     def _spend(self, buckets: list[Bucket]) -> None:
         try:
@@ -184,6 +216,7 @@ class LlmProxy:
             **prepared.details,
             "completion_chars": len(text),
             "usage": {k.removesuffix("_tokens"): v for k, v in usage.items() if isinstance(v, int)},
+            "charged_units": await self.settle(prepared, usage),
         }
         await to_thread.run_sync(
             self._uow.record, context, action, prepared.resource, prepared.decision, details
@@ -196,7 +229,7 @@ class LlmProxy:
         """Server-sent events from the upstream, each checked (against all the text so far) before it is
         forwarded; the stream ends at the first chunk that would complete a blocked pattern."""
         upstream = prepared.upstream
-        text, chunks, cut = "", 0, None
+        text, chunks, cut, usage = "", 0, None, None
         headers = await to_thread.run_sync(self._headers, context, upstream)
         try:
             async with (
@@ -219,9 +252,12 @@ class LlmProxy:
                     try:
                         event = json.loads(data)
                     except ValueError:
+                        event = None
+                    if not isinstance(event, dict):
                         cut = "upstream sent a malformed chunk"
                         break
                     text += _delta_text(event)
+                    usage = event.get("usage") or usage  # the last chunk's, when the client asked for it
                     cut = self.blocked(text)
                     if cut:
                         message = "The response was cut by the output checks."
@@ -235,6 +271,7 @@ class LlmProxy:
         finally:
             details = {**prepared.details, "streamed": True, "chunks": chunks, "completion_chars": len(text)}
             details["cut"] = cut
+            details["charged_units"] = await self.settle(prepared, usage)
             record = self._uow.record
             await to_thread.run_sync(record, context, action, prepared.resource, prepared.decision, details)
 
@@ -285,3 +322,28 @@ def _delta_text(event: dict[str, Any]) -> str:
         if isinstance(delta, dict) and isinstance(delta.get("content"), str):
             texts.append(delta["content"])
     return "".join(texts)
+
+
+def _bounded_completion(body: dict[str, Any]) -> dict[str, Any]:
+    """The chat request as forwarded: with no completion bound of its own, it gets ``max_tokens`` =
+    ``DEFAULT_MAX_TOKENS``, so the upstream cannot produce more than the quota reserved for it (an unbounded
+    request would otherwise spend far beyond its reservation: the budget bypass other gateways have)."""
+    if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+        return {**body, "max_tokens": DEFAULT_MAX_TOKENS}
+    return body
+
+
+def _completion_tokens(body: dict[str, Any]) -> int:
+    """The most the completion may cost: its bound (the larger, if both names are given) times the choices
+    asked for. Each must be a positive whole number — a negative one would credit the quota."""
+    bounds = [_whole(body, name, MAX_COMPLETION_TOKENS) for name in ("max_tokens", "max_completion_tokens")]
+    return max(bound for bound in bounds if bound is not None) * (_whole(body, "n", MAX_CHOICES) or 1)
+
+
+def _whole(body: dict[str, Any], name: str, most: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if type(value) is not int or not 1 <= value <= most:
+        raise InvalidInput(f"'{name}' must be a whole number from 1 to {most}.")
+    return value
