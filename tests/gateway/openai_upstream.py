@@ -34,10 +34,13 @@ async def chat(request: Request) -> Response:
                 yield b"data: [1, 2]\n\n"
             chunks = CHUNKS if body.get("model") != "clean" else CHUNKS[:2]
             for index, text in enumerate(chunks):
+                delta: dict[str, object] = {"content": text}
+                if body.get("model") == "caller":  # the same text, as a tool call's arguments
+                    delta = {"tool_calls": [{"index": 0, "function": {"arguments": text}}]}
                 event = {
                     "id": "c1",
                     "object": "chat.completion.chunk",
-                    "choices": [{"index": 0, "delta": {"content": text}}],
+                    "choices": [{"index": 0, "delta": delta}],
                 }
                 yield f"data: {json.dumps(event)}\n\n".encode()
                 del index
@@ -50,7 +53,12 @@ async def chat(request: Request) -> Response:
     content = "Hello from upstream"
     if body.get("model") == "leaky":
         content = "sure, the key is AKIAIOSFODNN7EXAMPLE"
-    message = {"role": "assistant", "content": content}
+    if body.get("model") == "garbled":
+        return Response(b"[1, 2]", media_type="application/json")
+    message: dict[str, object] = {"role": "assistant", "content": content}
+    if body.get("model") == "caller":  # no content: the credential is in a tool call's arguments
+        call = {"name": "deploy", "arguments": '{"aws_key": "AKIAIOSFODNN7EXAMPLE"}'}
+        message = {"role": "assistant", "content": None, "tool_calls": [{"id": "t1", "function": call}]}
     return JSONResponse({
         "id": "c1", "object": "chat.completion", "model": body.get("model"),
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],

@@ -65,7 +65,7 @@ def llm(
                     "name": "local",
                     "base_url": upstream,
                     "secret": "bastion/upstream/local",
-                    "models": ["gpt-test", "leaky", "clean", "garbled"],
+                    "models": ["gpt-test", "leaky", "clean", "garbled", "caller"],
                 }
             ],
             "llm_blocked_output": ["forbidden"],
@@ -253,3 +253,31 @@ def test_a_stream_chunk_that_is_not_an_event_ends_the_stream(llm: tuple[Bastion,
             assert [line for line in response.iter_lines() if line] == ["data: [DONE]"]  # nothing forwarded
     [event] = events(system, "llm.chat")
     assert event.details["cut"] == "upstream sent a malformed chunk"  # type: ignore[attr-defined]
+
+
+def test_tool_call_arguments_pass_the_output_checks_too(llm: tuple[Bastion, dict[str, str]]) -> None:
+    system, tokens = llm
+    headers = {"authorization": f"Bearer {tokens['app']}", "content-type": "application/json"}
+    with TestClient(system.api()) as client:
+        whole = post(client, tokens["app"], "/v1/chat/completions", chat(model="caller"))
+        assert whole.status_code == 422 and whole.json()["reason"] == "output.credential"
+        assert "AKIA" not in whole.text
+        body = json.dumps(chat(model="caller", stream=True))
+        with client.stream("POST", "/v1/chat/completions", content=body, headers=headers) as response:
+            lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert "FORBIDDEN" not in "".join(lines) and '"output.blocked_pattern"' in lines[2]
+    reasons = [e.details.get("cut") or e.reason for e in events(system, "llm.chat")]  # type: ignore[attr-defined]
+    assert reasons == ["output.credential", "output.blocked_pattern"]
+
+
+def test_a_malformed_upstream_answer_is_a_502(llm: tuple[Bastion, dict[str, str]]) -> None:
+    system, tokens = llm
+    with TestClient(system.api()) as client:
+        response = post(client, tokens["app"], "/v1/chat/completions", chat(model="garbled"))
+        assert response.status_code == 502 and response.json()["code"] == "llm.upstream_failed"
+        no_list = post(client, tokens["app"], "/v1/chat/completions", {"model": "gpt-test", "messages": 5})
+        assert no_list.status_code == 400 and "messages" in no_list.json()["detail"]
+    assert [e.reason for e in events(system, "llm.chat")] == [  # type: ignore[attr-defined]
+        "upstream answered a malformed document",
+        "request.invalid",
+    ]

@@ -204,7 +204,13 @@ class LlmProxy:
         if response.status_code != 200:
             await self._fail(context, action, prepared, f"upstream status {response.status_code}")
             raise UpstreamFailed(f"The upstream {upstream.name} answered {response.status_code}.")
-        document: dict[str, Any] = response.json()
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            await self._fail(context, action, prepared, "upstream answered a malformed document")
+            raise UpstreamFailed(f"The upstream {upstream.name} answered a malformed document.")
         text = _response_text(document)
         reason = self.blocked(text) if text else None
         if reason:
@@ -296,32 +302,42 @@ def _prompt_text(body: dict[str, Any], action: str) -> str:
         value = body.get("input")
         items = value if isinstance(value, list) else [value]
         return "\n".join(str(item) for item in items if item is not None)
-    parts = []
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts += [str(part.get("text", "")) for part in content if isinstance(part, dict)]
-    return "\n".join(parts)
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise InvalidInput("'messages' must be a list of messages.")
+    return "\n".join(text for message in messages for text in _model_text(message))
 
 
 def _response_text(document: dict[str, Any]) -> str:
-    texts = []
-    for choice in document.get("choices") or []:
-        message = choice.get("message") if isinstance(choice, dict) else None
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            texts.append(message["content"])
-    return "\n".join(texts)
+    return "\n".join(text for choice in _choices(document) for text in _model_text(choice.get("message")))
 
 
 def _delta_text(event: dict[str, Any]) -> str:
-    texts = []
-    for choice in event.get("choices") or []:
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-            texts.append(delta["content"])
-    return "".join(texts)
+    return "".join(text for choice in _choices(event) for text in _model_text(choice.get("delta")))
+
+
+def _choices(document: dict[str, Any]) -> list[dict[str, Any]]:
+    choices = document.get("choices")
+    return [choice for choice in choices if isinstance(choice, dict)] if isinstance(choices, list) else []
+
+
+def _model_text(message: Any) -> list[str]:
+    """The text of one message (a prompt's, a response's ``message`` or a chunk's ``delta``): its content — a
+    string or text parts —, a refusal, and the arguments of tool and function calls. All of it reaches the
+    upstream or the client, so all of it is checked: a credential in a tool call's arguments is one too."""
+    if not isinstance(message, dict):
+        return []
+    content = message.get("content")
+    parts = content if isinstance(content, list) else [{"text": content}]
+    calls = message.get("tool_calls")
+    functions = (
+        [call.get("function") for call in calls if isinstance(call, dict)] if isinstance(calls, list) else []
+    )
+    functions.append(message.get("function_call"))
+    texts = [part.get("text") for part in parts if isinstance(part, dict)]
+    texts.append(message.get("refusal"))
+    texts += [function.get("arguments") for function in functions if isinstance(function, dict)]
+    return [text for text in texts if isinstance(text, str)]
 
 
 def _bounded_completion(body: dict[str, Any]) -> dict[str, Any]:
