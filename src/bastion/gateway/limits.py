@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -132,7 +133,8 @@ class RedisLimiter:
     name = "redis"
 
     def __init__(self, url: str, prefix: str = "bastion:rl:", timeout_s: float = 0.25) -> None:
-        import redis  # noqa: PLC0415 - only deployments that share limits need it
+        import hiredis  # noqa: PLC0415 - only deployments that share limits need it
+        import redis  # noqa: PLC0415
         import redis.asyncio  # noqa: PLC0415
 
         # Both used only to make connections with the URL's settings (TLS, credentials, database).
@@ -150,6 +152,7 @@ class RedisLimiter:
             weakref.WeakKeyDictionary()
         )
         self._sha = hashlib.sha1(_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+        self._pack: Callable[..., bytes] = hiredis.pack_command
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()  # redis-py's connections are untyped
         self._prefix = prefix
         self._errors = (redis.RedisError, OSError, TimeoutError)
@@ -157,22 +160,24 @@ class RedisLimiter:
         # A closed connection is worth one retry; a timeout is not: a slow Redis is refused at once.
         self._connection_lost = redis.exceptions.ConnectionError
 
-    def _command(self, buckets: list[Bucket]) -> tuple[list[str], list[float]]:
+    def _command(self, buckets: list[Bucket]) -> tuple[list[str | float], bytes]:
+        """The script's keys and arguments, and ``EVALSHA`` with them in the protocol's bytes — packed by
+        hiredis, byte for byte what redis-py packs, in a fifth of the time."""
         keys = [self._prefix + b.key for b in buckets]
-        args: list[float] = []
+        operands: list[str | float] = [len(keys), *keys]
         for bucket in buckets:
-            args += [bucket.rate, bucket.burst, bucket.cost]
-        return keys, args
+            operands += [bucket.rate, bucket.burst, bucket.cost]
+        return operands, self._pack(("EVALSHA", self._sha, *operands))
 
     def take(self, buckets: list[Bucket]) -> float:
-        keys, args = self._command(buckets)
+        operands, packed = self._command(buckets)
         try:
             connection, reused = self._idle.get_nowait(), True
         except queue.Empty:
             connection, reused = self._pool.make_connection(), False
         while True:
             try:
-                result = self._run(connection, keys, args)
+                result = self._run(connection, operands, packed)
                 break
             except self._errors as error:
                 connection.disconnect()
@@ -185,16 +190,16 @@ class RedisLimiter:
         self._idle.put(connection)
         return float(result)
 
-    def _run(self, connection: Any, keys: list[str], args: list[float]) -> Any:
-        connection.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
+    def _run(self, connection: Any, operands: list[str | float], packed: bytes) -> Any:
+        connection.send_packed_command([packed])
         try:
             return connection.read_response()
         except self._no_script:  # the server does not know the script yet (or lost it): send it whole
-            connection.send_command("EVAL", _SCRIPT, len(keys), *keys, *args)
+            connection.send_command("EVAL", _SCRIPT, *operands)
             return connection.read_response()
 
     async def take_async(self, buckets: list[Bucket]) -> float:
-        keys, args = self._command(buckets)
+        operands, packed = self._command(buckets)
         loop = asyncio.get_running_loop()
         mine = self._async.get(loop) or self._async.setdefault(loop, _LoopConnections())
         async with mine.slots:  # at most MAX_ASYNC_CONNECTIONS per loop; more callers wait their turn
@@ -203,7 +208,7 @@ class RedisLimiter:
             while True:
                 try:
                     async with asyncio.timeout(self._timeout):
-                        result = await self._run_async(connection, keys, args)
+                        result = await self._run_async(connection, operands, packed)
                     break
                 except self._errors as error:
                     await connection.disconnect()
@@ -225,10 +230,10 @@ class RedisLimiter:
     def _async_connection(self) -> Any:
         return self._async_pool.make_connection()  # type: ignore[no-untyped-call]
 
-    async def _run_async(self, connection: Any, keys: list[str], args: list[float]) -> Any:
-        await connection.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
+    async def _run_async(self, connection: Any, operands: list[str | float], packed: bytes) -> Any:
+        await connection.send_packed_command([packed])
         try:
             return await connection.read_response()
         except self._no_script:
-            await connection.send_command("EVAL", _SCRIPT, len(keys), *keys, *args)
+            await connection.send_command("EVAL", _SCRIPT, *operands)
             return await connection.read_response()
