@@ -329,3 +329,29 @@ def test_two_authorization_headers_are_refused_whichever_comes_first(
         assert served["app"] not in response.text
     refused = system.audit.search(operator_context(), AuditFilter(action="auth.authenticate")).events
     assert len(refused) == 2 and all(e.outcome == "denied" for e in refused)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ([("content-encoding", "gzip")], 415),  # never inflated: no decompression bomb gets in
+        ([("content-encoding", "identity")], 200),
+        ([("content-type", "text/plain")], 415),  # a second media type: which one would count?
+    ],
+)
+def test_a_compressed_body_or_two_media_types_are_415_and_audited(
+    gateway_client: TestClient,
+    system: Bastion,
+    served: dict[str, str],
+    samples: list[list[float]],
+    headers: list[tuple[str, str]],
+    status: int,
+) -> None:
+    body = json.dumps({"inputs": samples}).encode()
+    sent = [("content-type", "application/json"), *auth(served["app"]).items(), *headers]
+    response = gateway_client.post("/v1/models/cancer/predict", content=body, headers=sent)
+    assert response.status_code == status, response.text
+    if status == 415:
+        assert response.json()["code"] == "predict.unsupported_media_type"
+        [refusal] = events(system, "denied")
+        assert "predict.unsupported_media_type" in refusal.reason  # type: ignore[attr-defined]

@@ -152,6 +152,7 @@ class Gateway:
         body: bytes,
         content_type: str | None,
         trace_parent: TraceContext | None = None,
+        content_encoding: str | None = None,
     ) -> dict[str, Any]:
         """The pipeline, on the event loop: a prediction whose model, policy, pool and caller are known (the
         steady state) does not block — the limiter's and the worker's answers are awaited, the audit event
@@ -160,7 +161,8 @@ class Gateway:
         stages = Stages(self._tracer)
         attributes = {"bastion.model": name, "bastion.principal": context.principal.id}
         with stages.request(trace_parent, {**attributes, "bastion.request_id": context.request_id or ""}):
-            return await self._predict(context, name, version, body, content_type, stages)
+            media = (content_type, content_encoding)
+            return await self._predict(context, name, version, body, media, stages)
 
     async def _predict(
         self,
@@ -168,7 +170,7 @@ class Gateway:
         name: str,
         version: int | None,
         body: bytes,
-        content_type: str | None,
+        media: tuple[str | None, str | None],
         stages: Stages,
     ) -> dict[str, Any]:
         started = time.perf_counter()
@@ -178,7 +180,7 @@ class Gateway:
         quota: Bucket | None = None  # what the request was charged, once it was
         try:
             with stages.enter("rate_limit"):
-                document, quota = await self._limit(context, name, policy, body, content_type, stages)
+                document, quota = await self._limit(context, name, policy, body, media, stages)
             with stages.enter("model"):
                 pool, served = await self._serving(name, version, policy, now)
                 number = served.number
@@ -267,20 +269,21 @@ class Gateway:
         name: str,
         policy: ServingPolicy,
         body: bytes,
-        content_type: str | None,
+        media: tuple[str | None, str | None],
         stages: Stages,
     ) -> tuple[Any, Bucket]:
         """Rates and the daily quota, spent together (one limiter round trip). The quota counts rows, so the
-        body is read first (size, media type, depth, JSON); its schema is checked after the limits. A body
-        that cannot be read still spends the rates — refusing it is no way around them — and is refused as
-        input. The request's document, and what its quota was charged."""
+        body is read first (size, media type and encoding, depth, JSON); its schema is checked after the
+        limits. A body that cannot be read still spends the rates — refusing it is no way around them — and is
+        refused as input. The request's document, and what its quota was charged."""
         principal = context.principal.id
         rates = [
             Bucket(f"m:{name}", policy.model_rps, policy.model_burst),
             Bucket(f"pm:{principal}:{name}", policy.principal_rps, policy.principal_burst),
         ]
         try:
-            document = parse_body(body, content_type, self._max_body, self._max_depth)
+            content_type, content_encoding = media
+            document = parse_body(body, content_type, self._max_body, self._max_depth, content_encoding)
         except BastionError:
             await self._spend(context, name, policy, rates)
             with stages.enter("input"):

@@ -52,11 +52,18 @@ def input_schema(
     }
 
 
-def parse_body(body: bytes, content_type: str | None, max_bytes: int, max_depth: int) -> Any:
+def parse_body(
+    body: bytes, content_type: str | None, max_bytes: int, max_depth: int, content_encoding: str | None = None
+) -> Any:
+    """The request's JSON document. ``content_type`` and ``content_encoding`` are the headers' values, all of
+    them joined by commas as HTTP reads repeated headers: two media types are not one, and a compressed body
+    (which would have to be inflated — a decompression bomb's way in) is not accepted."""
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")
     if (content_type or "").split(";")[0].strip().lower() != "application/json":
         raise UnsupportedMediaType("Send the inputs as application/json.")
+    if (content_encoding or "identity").strip().lower() != "identity":
+        raise UnsupportedMediaType("Send the body uncompressed: no Content-Encoding is accepted.")
     depth = _depth(body)
     if depth > max_depth:
         raise InvalidPrediction(f"The JSON is nested {depth} levels deep; at most {max_depth} are accepted.")

@@ -22,6 +22,7 @@ MAX_MODEL_NAME, MAX_VERSION = 128, 2**31 - 1
 ModelName = Annotated[str, Path(max_length=MAX_MODEL_NAME)]
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 JSON = "application/json"
+MEDIA_HEADERS = ("content-type", "content-encoding")
 
 
 def _gateway(request: Request) -> Gateway:
@@ -37,13 +38,14 @@ async def answer_prediction(request: Request, name: str, version: int | None) ->
     gateway: Gateway = services.gateway
     # The body is capped as it arrives and only parsed after authorization (inside the pipeline).
     body = await read_capped(request, gateway.max_body_bytes)
-    content_type = request.headers.get("content-type")
+    # Every value of a repeated header, as HTTP reads them: two media types are not one.
+    content_type, encoding = (", ".join(request.headers.getlist(h)) or None for h in MEDIA_HEADERS)
     # A caller's W3C traceparent: the gateway's spans join its trace (read only when there are spans).
     parent = extract(request.headers) if gateway.traces else None
     # An API key seen in the last seconds verifies on the event loop; anything else (a load, a refusal to
     # audit, a token to check) is authenticated on a thread.
     context = cached_request_context(request) or await services.offload.run(partial(request_context, request))
-    result = await gateway.predict(context, name, version, body, content_type, parent)
+    result = await gateway.predict(context, name, version, body, content_type, parent, encoding)
     return Response(orjson.dumps(result), media_type=JSON)
 
 
