@@ -152,6 +152,7 @@ class LlmProxy:
         """Charge what the upstream reports it used (``usage.total_tokens``) instead of the reservation: the
         rest goes back to the daily quota. Nothing goes back without a report — nor more than was reserved —
         and a limiter that cannot be reached keeps it (the caller loses at most that request's reservation).
+        On a thread, like the audit record that follows: a client gone mid-stream cannot cut either short.
         The units charged, when reported."""
         used = usage.get("total_tokens") if isinstance(usage, dict) else None
         if type(used) is not int or used < 0:
@@ -159,7 +160,7 @@ class LlmProxy:
         unused = prepared.quota.cost - used
         if unused > 0:
             try:
-                await self._limiter.take_async([replace(prepared.quota, cost=-unused)])
+                await to_thread.run_sync(self._limiter.take, [replace(prepared.quota, cost=-unused)])
             except LimiterUnavailable:
                 return int(prepared.quota.cost)  # nothing went back: the reservation stands
         return min(used, int(prepared.quota.cost))
