@@ -355,3 +355,15 @@ def test_a_compressed_body_or_two_media_types_are_415_and_audited(
         assert response.json()["code"] == "predict.unsupported_media_type"
         [refusal] = events(system, "denied")
         assert "predict.unsupported_media_type" in refusal.reason  # type: ignore[attr-defined]
+
+
+def test_a_model_without_a_production_version_names_the_pinned_route(
+    gateway_client: TestClient, served: dict[str, str], samples: list[list[float]]
+) -> None:
+    response = gateway_client.post(
+        "/v1/models/nothing/predict",
+        content=json.dumps({"inputs": samples}),
+        headers={**auth(served["app"]), "content-type": "application/json"},
+    )
+    assert response.status_code == 404 and response.json()["code"] == "resource.not_found"
+    assert "/v1/models/nothing/versions/VERSION" in response.json()["remedy"]

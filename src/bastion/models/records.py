@@ -110,7 +110,11 @@ def version_row(session: Session, name: str, version: int | None) -> ModelVersio
     if version is None:
         row = session.scalars(query.where(ModelVersionRow.stage == PRODUCTION)).first()
         if row is None:
-            raise NotFound(f"Model {name} has no version in production; name one as {name}@VERSION.")
+            raise NotFound(
+                f"Model {name} has no version in production.",
+                remedy=f"Name a version: {name}@VERSION on the command line, "
+                f"/v1/models/{name}/versions/VERSION over HTTP.",
+            )
         return row
     row = session.scalars(query.where(ModelVersionRow.version == version)).first()
     if row is None:
