@@ -128,9 +128,10 @@ class LlmProxy:
                 raise PromptBlocked(
                     "The prompt contains a credential; it was not sent.", reason="prompt.credential"
                 )
+            completion = 0  # embeddings produce no completion
             if action == "llm.chat":
                 body = _bounded_completion(body)
-            completion = _completion_tokens(body) if action == "llm.chat" else 0
+                completion = _completion_tokens(body)
             reserved = tokens_of(prompt) + completion
             principal = context.principal.id
             quota = Bucket(f"llm-day:{principal}", self._daily / 86400, self._daily, reserved)
