@@ -12,6 +12,7 @@ from bastion.app.state import tls_dir
 from bastion.app.tracing import Tracing, build_tracing
 from bastion.audit import AuditQueries, AuditTrail, FileWitness, GroupCommitWriter, MerkleAuditLog
 from bastion.audit.export import Exporter, build_sink
+from bastion.audit.spool import AuditSpool
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.errors import ConfigError
 from bastion.core.offload import Offload
@@ -148,7 +149,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
         pool_size=settings.db_pool_size,
     )
     audit_log = MerkleAuditLog()
-    writer = GroupCommitWriter(database, audit_log)
+    # Built here, started only by the server (``serve``): other commands append in-process.
+    spool = AuditSpool(settings.effective_database_url) if settings.audit_appender else None
+    writer = GroupCommitWriter(database, audit_log, spool=spool)
     offload = Offload()
     # One thread, so reloads never run side by side: each is a few milliseconds of Python that holds the GIL
     # against the event loop, and several at once made a request stall.

@@ -110,6 +110,7 @@ def serve(settings: Settings, target: ServeTarget) -> None:
         settings.data_retention_interval_s,
         lambda: housekeeping(bastion),
     )
+    bastion.writer.start_spool()
     checkpointer.start()
     exporter.start()
     retention.start()

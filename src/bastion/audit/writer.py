@@ -16,6 +16,7 @@ import time
 from concurrent.futures import Future
 
 from bastion.audit.log import MerkleAuditLog, refuse_secrets
+from bastion.audit.spool import AuditSpool
 from bastion.core.durable import ACK_TIMEOUT_SECONDS, wait_durable
 from bastion.core.errors import AuditUnavailable
 from bastion.spine.interfaces import AuditRecord
@@ -38,6 +39,7 @@ class GroupCommitWriter:
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
         linger_seconds: float = DEFAULT_LINGER_SECONDS,
+        spool: AuditSpool | None = None,
     ) -> None:
         self._database = database
         self._log = audit_log
@@ -49,6 +51,19 @@ class GroupCommitWriter:
         self._closed = False
         self._failing = False  # the last batch failed: buffered callers must wait for a durable append
         self._waited = threading.Event()  # a record somebody waits on is queued
+        # Where buffered records go first when it is running (the server's audit appender process).
+        self._spool = spool
+        if spool is not None:
+            spool.watch(self._spool_failed)
+
+    def start_spool(self) -> None:
+        """Hand buffered records to the audit appender process from now on (the server does, at start)."""
+        if self._spool is not None:
+            self._spool.start()
+
+    def _spool_failed(self) -> None:
+        # Its batch is lost, like a failed in-process batch: append durably until one succeeds here.
+        self._failing = True
 
     def submit(self, record: AuditRecord, *, waited: bool = True) -> Future[int]:
         """Queue ``record``; the future resolves to its sequence number once it is durable. ``waited=False``
@@ -57,8 +72,11 @@ class GroupCommitWriter:
         self._put(record, future, waited)
         return future
 
-    def _put(self, record: AuditRecord, future: Future[int] | None, waited: bool) -> None:
-        refuse_secrets(record)  # here, so one bad record fails its own caller and not the whole batch
+    def _put(
+        self, record: AuditRecord, future: Future[int] | None, waited: bool, *, screened: bool = False
+    ) -> None:
+        if not screened:
+            refuse_secrets(record)  # here, so one bad record fails its own caller and not the whole batch
         with self._lock:
             if self._closed:
                 raise AuditUnavailable("The audit writer is shut down.")
@@ -76,17 +94,24 @@ class GroupCommitWriter:
     def enqueue(self, record: AuditRecord) -> Future[int] | None:
         """Queue ``record`` without waiting for its commit (high-volume data-plane events, e.g. predictions):
         it is committed with the next batch, within milliseconds, and flushed on ``close``; only a hard crash
-        in that window can lose it. Fails closed: while the last batch failed, the record is submitted to be
+        in that window can lose it. With a running spool the record is handed to the audit appender process
+        instead (it goes in-process when the spool cannot take it). Fails closed: while the last batch failed
+        (here or in the appender), the record is submitted to be
         appended durably instead, and the future returned must be waited on (``AuditUnavailable`` then
         reaches the caller rather than a silently dropped record); ``None``: queued, nothing to wait for."""
         if self._failing:
             return self.submit(record)
-        self._put(record, None, False)  # no future: nobody waits on it (``flush`` waits on a barrier)
+        refuse_secrets(record)
+        if self._spool is not None and self._spool.put(record):
+            return None
+        self._put(record, None, False, screened=True)  # no future: nobody waits on it (``flush``: a barrier)
         return None
 
     def flush(self, timeout: float = ACK_TIMEOUT_SECONDS) -> None:
         """Wait until every record queued so far has been committed (or has failed): readers of the log
         then see all that was acknowledged, buffered records included."""
+        if self._spool is not None:
+            self._spool.flush(timeout)
         barrier: Future[int] = Future()  # batches commit in order: once the barrier's has, all before it have
         with self._lock:
             if self._closed or self._thread is None:
@@ -97,7 +122,9 @@ class GroupCommitWriter:
             barrier.result(timeout)
 
     def close(self) -> None:
-        """Commit everything queued, then stop the thread."""
+        """Commit everything queued (the appender process's too), then stop the thread."""
+        if self._spool is not None:
+            self._spool.close()
         with self._lock:
             if self._closed:
                 return

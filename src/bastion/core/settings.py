@@ -120,6 +120,11 @@ class Settings(BaseSettings):
         description="SIEM sinks ([[bastion.audit_sinks]] tables, or JSON in the env var).",
     )
     audit_export_interval_s: float = Field(default=5.0, gt=0, le=3600, description="How often sinks are fed.")
+    audit_appender: StrictFlag = Field(
+        default=True,
+        description="The server appends buffered audit records (predictions) from a process of its own, so "
+        "their group commit takes no turn from the requests being served.",
+    )
     keys_backend: KeyBackendKind = Field(
         default=KeyBackendKind.LOCAL, description="Where key material lives."
     )
