@@ -1,4 +1,5 @@
-"""Group commit for audit records that are not part of an action's transaction.
+"""Group commit for audit records that are not part of an action's transaction (in the server, buffered
+records go to the audit appender process first: ``spool``).
 
 Denials, reads, refusals and (later) inference events carry no other data, so many of them can share one
 transaction — one fsync — without weakening anything: each caller blocks until the transaction holding its
@@ -95,10 +96,10 @@ class GroupCommitWriter:
         """Queue ``record`` without waiting for its commit (high-volume data-plane events, e.g. predictions):
         it is committed with the next batch, within milliseconds, and flushed on ``close``; only a hard crash
         in that window can lose it. With a running spool the record is handed to the audit appender process
-        instead (it goes in-process when the spool cannot take it). Fails closed: while the last batch failed
-        (here or in the appender), the record is submitted to be
-        appended durably instead, and the future returned must be waited on (``AuditUnavailable`` then
-        reaches the caller rather than a silently dropped record); ``None``: queued, nothing to wait for."""
+        instead (in-process when the spool cannot take it). Fails closed: while the last batch failed (here or
+        in the appender), the record is submitted to be appended durably instead, and the future returned
+        must be waited on (``AuditUnavailable`` then reaches the caller rather than a silently dropped
+        record); ``None``: queued, nothing to wait for."""
         if self._failing:
             return self.submit(record)
         refuse_secrets(record)

@@ -8,6 +8,7 @@ serialised exactly as SQLAlchemy would — then hands all rows to the driver's `
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table
@@ -43,14 +44,14 @@ class BulkInsert:
             return
         connection = session.connection()
         sql, names, processors, positional = self._plan(connection.dialect)
-        pairs = list(zip(names, processors, strict=True))
-        if positional:
-            params: list[Any] = [
-                tuple(process(row[name]) if process else row[name] for name, process in pairs) for row in rows
-            ]
-        else:
-            params = [
-                {name: process(row[name]) if process else row[name] for name, process in pairs}
-                for row in rows
-            ]
+        # The values in statement order by one C call per row, then only the columns that need it converted:
+        # half the cost of converting column by column in a generator (this runs for every audit event).
+        values = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+        converted = [(index, process) for index, process in enumerate(processors) if process is not None]
+        params: list[Any] = []
+        for row in rows:
+            ordered = list(values(row))
+            for index, process in converted:
+                ordered[index] = process(ordered[index])
+            params.append(tuple(ordered) if positional else dict(zip(names, ordered, strict=True)))
         connection.exec_driver_sql(sql, params)
