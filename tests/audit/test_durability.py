@@ -134,3 +134,18 @@ def test_a_record_holding_a_secret_fails_alone(system: Bastion, clock: FrozenClo
     with pytest.raises(AuditUnavailable):
         system.writer.submit(bad)
     assert good.result(10) >= 0
+
+
+def test_a_record_json_cannot_carry_fails_alone(system: Bastion, clock: FrozenClock) -> None:
+    """A NaN (a model's output in a decision trace) fails its own caller, durable or buffered, instead of the
+    batch it would have shared with others."""
+    good = system.writer.submit(record(clock, 1))
+    bad = record(clock, 2)
+    for details in ({"trace": {"probabilities": [float("nan")]}}, {"mixed": {1: "a", "b": 2}}):
+        bad = AuditRecord(**{**{f: getattr(bad, f) for f in bad.__slots__}, "details": details})
+        with pytest.raises(AuditUnavailable, match="cannot be stored as JSON"):
+            system.writer.submit(bad)
+        with pytest.raises(AuditUnavailable, match="cannot be stored as JSON"):
+            system.writer.enqueue(bad)
+    assert good.result(10) >= 0
+    assert system.writer.append(record(clock, 3)) > 0

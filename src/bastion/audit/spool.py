@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 ATOMIC_WRITE = select.PIPE_BUF  # a pipe write of at most this many bytes is whole or not at all
 PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031  # Linux; elsewhere the pipe keeps its default size
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+# As strict as the leaf's canonical encoding: no NaN or infinity, and keys that can be sorted.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, sort_keys=True)
 
 
 def encode_record(record: AuditRecord) -> bytes:

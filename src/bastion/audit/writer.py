@@ -17,7 +17,7 @@ import time
 from concurrent.futures import Future
 
 from bastion.audit.log import MerkleAuditLog, refuse_secrets
-from bastion.audit.spool import AuditSpool
+from bastion.audit.spool import AuditSpool, encode_record
 from bastion.core.durable import ACK_TIMEOUT_SECONDS, wait_durable
 from bastion.core.errors import AuditUnavailable
 from bastion.spine.interfaces import AuditRecord
@@ -76,8 +76,11 @@ class GroupCommitWriter:
     def _put(
         self, record: AuditRecord, future: Future[int] | None, waited: bool, *, screened: bool = False
     ) -> None:
+        # Here, so one bad record fails its own caller and not the whole batch: a secret, or a value the log's
+        # JSON cannot carry (NaN from a model's output in a decision trace).
         if not screened:
-            refuse_secrets(record)  # here, so one bad record fails its own caller and not the whole batch
+            refuse_secrets(record)
+        encode_record(record)
         with self._lock:
             if self._closed:
                 raise AuditUnavailable("The audit writer is shut down.")
@@ -103,7 +106,7 @@ class GroupCommitWriter:
         if self._failing:
             return self.submit(record)
         refuse_secrets(record)
-        if self._spool is not None and self._spool.put(record):
+        if self._spool is not None and self._spool.put(record):  # ``put`` refuses what JSON cannot carry
             return None
         self._put(record, None, False, screened=True)  # no future: nobody waits on it (``flush``: a barrier)
         return None
