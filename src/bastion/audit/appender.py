@@ -127,8 +127,12 @@ def main() -> None:
     line, pending = first_line(source)
     settings = json.loads(line)
     os.set_blocking(source, False)
-    database = Database(settings["database_url"], pool_size=1)
-    database.ping()  # not ready until the log is in reach: the server appends in-process meanwhile
+    try:
+        database = Database(settings["database_url"], pool_size=1)
+        database.ping()  # not ready until the log is in reach: the server appends in-process meanwhile
+    except Exception:  # logged through the redacting handler, not printed raw by the interpreter
+        log.exception("audit appender: the database is out of reach")
+        sys.exit(1)
     appender = Appender(database, sys.stdout.buffer)
     appender.answer(["ready"])
     try:
