@@ -3,11 +3,12 @@
 ``python -I -m bastion.audit.appender``. Its standard input carries, one JSON document a line: first its
 settings (``{"database_url": ..., "linger_s": ...}`` — the URL may hold a password, so it never travels on
 the command line or in the environment), then records (``spool.encode_record``) and flush barriers
-(``["flush", N]``). Every linger it takes what has arrived, appends the whole records in one transaction
-and answers each barrier among them with ``["flushed", N]`` on standard output once that transaction has
-committed (so a barrier waits up to one linger). End of input: what remains is appended and the process
-exits. A batch that fails is reported (``["failed", COUNT]``) and the process exits 1: the server appends
-in-process until it has started a new one.
+(``["flush", N]``); the format and its words are defined in ``spool``, beside the side that writes them.
+Every linger it takes what has arrived, appends the whole records in one transaction and answers each
+barrier among them with ``["flushed", N]`` on standard output once that transaction has committed (so a
+barrier waits up to one linger). End of input: what remains is appended and the process exits. A batch
+that fails is reported (``["failed", COUNT]``) and the process exits 1: the server appends in-process until
+it has started a new one.
 """
 
 from __future__ import annotations
@@ -18,40 +19,15 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any, BinaryIO
 
 from bastion.audit.log import MerkleAuditLog
+from bastion.audit.spool import FAILED, FLUSH, FLUSHED, READY, decode_record
 from bastion.core.logs import LogFormat, configure_logging
-from bastion.spine.context import Context, Principal, PrincipalType, Resource
-from bastion.spine.interfaces import AuditRecord, Outcome
+from bastion.spine.interfaces import AuditRecord
 from bastion.store.database import Database
 
 log = logging.getLogger(__name__)
-
-FLUSH = "flush"
-
-
-def decode_record(fields: list[Any]) -> AuditRecord:
-    """The inverse of ``spool.encode_record``."""
-    (occurred_at, actor_id, actor_type, auth_method, request_id, source_address, user_agent, purpose,
-     action, resource_type, resource_id, outcome, reason, policy_ids, data_categories, details) = fields  # fmt: skip  # noqa: E501
-    principal = Principal(id=actor_id, type=PrincipalType(actor_type), auth_method=auth_method)
-    context = Context(
-        principal, request_id=request_id, source_address=source_address, user_agent=user_agent,
-        purpose=purpose,
-    )  # fmt: skip
-    return AuditRecord(
-        occurred_at=datetime.fromisoformat(occurred_at),
-        context=context,
-        action=action,
-        resource=Resource(resource_type, resource_id),
-        outcome=Outcome(outcome),
-        reason=reason,
-        policy_ids=tuple(policy_ids),
-        data_categories=tuple(data_categories),
-        details=details,
-    )
 
 
 class Appender:
@@ -77,10 +53,10 @@ class Appender:
                     self._log.append_many(session, records, screened=True)
             except Exception:
                 log.exception("audit appender: a batch of %d records failed", len(records))
-                self.answer(["failed", len(records)])
+                self.answer([FAILED, len(records)])
                 raise
         for barrier in barriers:
-            self.answer(["flushed", barrier])
+            self.answer([FLUSHED, barrier])
 
     def answer(self, document: list[Any]) -> None:
         self._answers.write(json.dumps(document).encode() + b"\n")
@@ -134,7 +110,7 @@ def main() -> None:
         log.exception("audit appender: the database is out of reach")
         sys.exit(1)
     appender = Appender(database, sys.stdout.buffer)
-    appender.answer(["ready"])
+    appender.answer([READY])
     try:
         for lines in arrivals(source, float(settings["linger_s"]), pending):
             appender.append(lines)

@@ -32,13 +32,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from bastion.core.errors import AuditUnavailable
-from bastion.spine.interfaces import AuditRecord
+from bastion.spine.context import Context, Principal, PrincipalType, Resource
+from bastion.spine.interfaces import AuditRecord, Outcome
 
 log = logging.getLogger(__name__)
 
+# The words of the protocol with the appender (``appender``'s docstring describes it).
+FLUSH, FLUSHED, FAILED, READY = "flush", "flushed", "failed", "ready"
 ATOMIC_WRITE = select.PIPE_BUF  # a pipe write of at most this many bytes is whole or not at all
 PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031  # Linux; elsewhere the pipe keeps its default size
@@ -47,7 +51,7 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, sort_keys=Tr
 
 
 def encode_record(record: AuditRecord) -> bytes:
-    """One line: the record's fields as a JSON array (``appender.decode_record`` is the inverse). Raises
+    """One line: the record's fields as a JSON array (``decode_record`` is the inverse). Raises
     ``AuditUnavailable`` for a record no audit log could store (a value JSON cannot carry)."""
     context, principal = record.context, record.context.principal
     fields = [
@@ -63,6 +67,28 @@ def encode_record(record: AuditRecord) -> bytes:
             "An audit record was refused because a value in it cannot be stored as JSON.",
             remedy="Record numbers, strings, lists and mappings only (no NaN or infinity).",
         ) from error
+
+
+def decode_record(fields: list[Any]) -> AuditRecord:
+    """The inverse of ``encode_record`` (in the appender)."""
+    (occurred_at, actor_id, actor_type, auth_method, request_id, source_address, user_agent, purpose,
+     action, resource_type, resource_id, outcome, reason, policy_ids, data_categories, details) = fields  # fmt: skip  # noqa: E501
+    principal = Principal(id=actor_id, type=PrincipalType(actor_type), auth_method=auth_method)
+    context = Context(
+        principal, request_id=request_id, source_address=source_address, user_agent=user_agent,
+        purpose=purpose,
+    )  # fmt: skip
+    return AuditRecord(
+        occurred_at=datetime.fromisoformat(occurred_at),
+        context=context,
+        action=action,
+        resource=Resource(resource_type, resource_id),
+        outcome=Outcome(outcome),
+        reason=reason,
+        policy_ids=tuple(policy_ids),
+        data_categories=tuple(data_categories),
+        details=details,
+    )
 
 
 class AuditSpool:
@@ -143,7 +169,7 @@ class AuditSpool:
                 return
             self._barrier += 1
             barrier, generation = self._barrier, self._generation
-            line = json.dumps(["flush", barrier]).encode() + b"\n"
+            line = json.dumps([FLUSH, barrier]).encode() + b"\n"
             while True:  # the barrier must follow the records: wait for room in a full pipe
                 try:
                     os.write(self._to, line)
@@ -201,7 +227,7 @@ class AuditSpool:
             process.stdin.flush()
             readable, _, _ = select.select([process.stdout], [], [], self._start_timeout)
             hello = process.stdout.readline() if readable else b""
-            if json.loads(hello or b"null") != ["ready"]:
+            if json.loads(hello or b"null") != [READY]:
                 raise OSError("the appender did not start")
         except (OSError, ValueError):
             log.exception("audit spool: the appender could not be started; appending in-process")
@@ -252,11 +278,11 @@ class AuditSpool:
         assert process.stdout is not None  # noqa: S101 - created with a pipe
         for line in process.stdout:
             answer: list[Any] = json.loads(line)
-            if answer[0] == "flushed":
+            if answer[0] == FLUSHED:
                 with self._lock:
                     self._flushed = max(self._flushed, int(answer[1]))
                     self._changed.notify_all()
-            elif answer[0] == "failed":
+            elif answer[0] == FAILED:
                 log.error("audit spool: the appender could not commit a batch of %s records", answer[1])
                 self._on_failure()
 
