@@ -1,6 +1,8 @@
 """The serving flavors beyond scikit-learn, end to end over HTTP in isolated workers: ONNX graphs run by
 onnxruntime (probabilities as a tensor or as ZipMap dictionaries), and custom models through a Python entry
-point named by the serving policy, loaded from the operator's model-code directory."""
+point named by the serving policy, loaded from the operator's model-code directory. Then the scikit-learn
+flavor's labels: read off the probabilities where scikit-learn defines them so, always what ``predict``
+answers."""
 
 from __future__ import annotations
 
@@ -11,17 +13,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import onnx
 import pytest
 from fastapi.testclient import TestClient
 from onnx import TensorProto, helper, numpy_helper
 from pydantic import ValidationError
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_iris
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 
 from bastion.app import Bastion
 from bastion.core.clock import FrozenClock
+from bastion.gateway.flavors import SklearnModel
 from bastion.gateway.policy import ServingPolicy
 from tests.gateway.conftest import auth, rebuilt
 from tests.gateway.test_input_schema import to_production
@@ -230,3 +239,78 @@ def test_custom_model_code_runs_isolated_and_a_bad_factory_is_refused(
 def test_an_entry_point_must_name_module_and_factory(entrypoint: str) -> None:
     with pytest.raises(ValidationError):
         ServingPolicy(entrypoint=entrypoint)
+
+
+def served_sklearn(estimator: Any, tmp_path: Path) -> tuple[SklearnModel, list[int]]:
+    """The estimator as the worker loads it, and the row count of each call of its ``predict``."""
+    joblib.dump(estimator, tmp_path / "model.joblib")
+    model = SklearnModel(str(tmp_path / "model.joblib"))
+    calls: list[int] = []
+    real = model.estimator.predict
+
+    def counted(batch: Any) -> Any:
+        calls.append(len(batch))
+        return real(batch)
+
+    model.estimator.predict = counted
+    return model, calls
+
+
+IRIS = load_iris()
+ARGMAX_MODELS = {
+    "logistic-binary": lambda: LogisticRegression(max_iter=5000).fit(DATA.data, DATA.target),
+    "logistic-multinomial": lambda: LogisticRegression(max_iter=5000).fit(IRIS.data, IRIS.target),
+    "tree": lambda: DecisionTreeClassifier(max_depth=3, random_state=0).fit(IRIS.data, IRIS.target),
+    "forest": lambda: RandomForestClassifier(n_estimators=7, max_depth=3, random_state=0).fit(
+        DATA.data, DATA.target
+    ),
+    "extra-trees": lambda: ExtraTreesClassifier(n_estimators=5, random_state=0).fit(IRIS.data, IRIS.target),
+    "pipeline": lambda: make_pipeline(StandardScaler(), LogisticRegression()).fit(DATA.data, DATA.target),
+}
+
+
+@pytest.mark.parametrize("kind", list(ARGMAX_MODELS))
+def test_labels_are_read_off_the_probabilities_and_equal_predict(kind: str, tmp_path: Path) -> None:
+    estimator = ARGMAX_MODELS[kind]()
+    rows = (DATA if estimator.n_features_in_ == DATA.data.shape[1] else IRIS).data
+    expected = estimator.predict(rows).tolist()
+    model, calls = served_sklearn(estimator, tmp_path)
+    answer = model.predict(rows.tolist(), proba=True, contributions=False)
+    assert answer["labels"] == expected
+    np.testing.assert_array_equal(answer["probabilities"], estimator.predict_proba(rows))
+    # Only the rows whose two most likely classes are (near) tied went to predict; a tree's leaf with
+    # equal counts is one.
+    assert sum(calls) < len(rows) / 10
+    model.predict(rows.tolist(), proba=False, contributions=False)  # no probabilities asked: predict alone
+    assert calls[-1] == len(rows)
+
+
+def test_a_tie_the_argmax_would_break_otherwise_is_answered_by_predict(tmp_path: Path) -> None:
+    estimator = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    estimator.coef_, estimator.intercept_ = np.array([[1e-18]]), np.array([0.0])
+    rows = [[1.0], [-1.0], [3e17]]  # scores 1e-18 (> 0: class 1), -1e-18 and 0.3
+    probabilities = estimator.predict_proba(np.asarray(rows))
+    assert probabilities[0, 0] == probabilities[0, 1] == 0.5  # the logistic rounds a positive score to a tie
+    assert probabilities[0].argmax() == 0 and estimator.predict(np.asarray(rows))[0] == 1
+    model, calls = served_sklearn(estimator, tmp_path)
+    answer = model.predict(rows, proba=True, contributions=False)
+    assert answer["labels"] == [1, 0, 1]
+    assert calls == [2]  # the two tied rows, not the clear one
+
+
+class _OwnLogistic(LogisticRegression):
+    """A subclass is free to predict otherwise: it gets no shortcut."""
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [KNeighborsClassifier(n_neighbors=4), _OwnLogistic(max_iter=5000)],
+    ids=["neighbours", "subclass"],
+)
+def test_other_models_answer_with_their_own_predict(estimator: Any, tmp_path: Path) -> None:
+    estimator.fit(DATA.data[:200], DATA.target[:200])
+    rows = DATA.data[200:260]
+    model, calls = served_sklearn(estimator, tmp_path)
+    answer = model.predict(rows.tolist(), proba=True, contributions=False)
+    assert calls == [len(rows)]
+    assert answer["labels"] == estimator.predict(rows).tolist()
