@@ -55,6 +55,9 @@ async def chat(request: Request) -> Response:
         content = "sure, the key is AKIAIOSFODNN7EXAMPLE"
     if body.get("model") == "garbled":
         return Response(b"[1, 2]", media_type="application/json")
+    usage = {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+    if body.get("model") == "verbose":  # an upstream that ignores the completion bound it was sent
+        usage = {"prompt_tokens": 5, "completion_tokens": 1495, "total_tokens": 1500}
     message: dict[str, object] = {"role": "assistant", "content": content}
     if body.get("model") == "caller":  # no content: the credential is in a tool call's arguments
         call = {"name": "deploy", "arguments": '{"aws_key": "AKIAIOSFODNN7EXAMPLE"}'}
@@ -62,7 +65,7 @@ async def chat(request: Request) -> Response:
     return JSONResponse({
         "id": "c1", "object": "chat.completion", "model": body.get("model"),
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+        "usage": usage,
         # What bounded the completion, as received (the proxy's tests check what it forwarded).
         "received": {name: body.get(name) for name in ("max_tokens", "max_completion_tokens", "n")},
     })  # fmt: skip

@@ -8,10 +8,11 @@ import contextlib
 import multiprocessing
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 
-from bastion.gateway.limits import Bucket, LimiterUnavailable, LocalLimiter, RedisLimiter
+from bastion.gateway.limits import Bucket, Limiter, LimiterUnavailable, LocalLimiter, RedisLimiter
 from tests.services import REDIS_URL, require
 
 
@@ -146,3 +147,25 @@ def test_async_spends_survive_a_flushed_script_a_dropped_connection_and_a_caller
         admin.close()
 
     asyncio.run(scenario())
+
+
+def owed_charges_go_below_zero(limiter: Limiter, key: str) -> None:
+    """A charge for what was already used is spent whatever the bucket holds; the debt then refuses what
+    the bucket would otherwise grant, for as long as it takes to refill."""
+    quota = Bucket(key, 1.0, 10)  # ten units, one a second
+    assert limiter.take([replace(quota, cost=8)]) == 0
+    assert limiter.take([replace(quota, cost=20)]) > 0  # an ordinary spend is refused, and spends nothing
+    assert limiter.take([replace(quota, cost=20, owed=True)]) == 0  # ~2 - 20: 18 owed
+    wait = limiter.take([replace(quota, cost=1)])
+    assert 17 < wait <= 19  # 1 - (-18) units at one a second
+    assert limiter.take([replace(quota, cost=-30, owed=True)]) == 0  # a refund pays it back (up to the burst)
+    assert limiter.take([replace(quota, cost=10)]) == 0
+
+
+def test_owed_charges_go_below_zero_in_process() -> None:
+    owed_charges_go_below_zero(LocalLimiter(), "owed")
+
+
+def test_owed_charges_go_below_zero_in_redis() -> None:
+    require("redis", REDIS_URL, 6379)
+    owed_charges_go_below_zero(RedisLimiter(REDIS_URL), f"test:owed:{secrets.token_hex(6)}")

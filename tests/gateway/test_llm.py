@@ -65,7 +65,7 @@ def llm(
                     "name": "local",
                     "base_url": upstream,
                     "secret": "bastion/upstream/local",
-                    "models": ["gpt-test", "leaky", "clean", "garbled", "caller"],
+                    "models": ["gpt-test", "leaky", "clean", "garbled", "caller", "verbose"],
                 }
             ],
             "llm_blocked_output": ["forbidden"],
@@ -227,6 +227,26 @@ def test_the_quota_reserves_the_bound_forwarded_and_charges_what_was_used(
     served = [e.details for e in events(system, "llm.chat") if e.outcome == "allowed"]  # type: ignore[attr-defined]
     assert len(served) == 10 and {d["charged_units"] for d in served} == {9}
     assert {d["reserved_units"] for d in served} == {3 + 256, 3 + 80}  # "Say hello": 3 units
+
+
+def test_what_an_upstream_uses_past_the_reservation_is_charged_and_owed(
+    llm: tuple[Bastion, dict[str, str]],
+) -> None:
+    """An upstream that ignores the bound it was sent (the budget bypass: charging the reservation alone)
+    reports 1500 units used for a reservation of 13: all 1500 are charged. Two of those spend 3000 of a
+    daily quota of 2000 — the second was allowed, as its reservation fit what was left — and the debt
+    refuses the next request until it is refilled."""
+    system, tokens = llm
+    with TestClient(system.api()) as client:
+        for _ in range(2):
+            answer = post(client, tokens["app"], "/v1/chat/completions", chat(model="verbose", max_tokens=10))
+            assert answer.status_code == 200, answer.text
+        refused = post(client, tokens["app"], "/v1/chat/completions", chat(max_tokens=10))
+        assert refused.status_code == 429, refused.text
+        assert int(refused.headers["retry-after"]) > 3600  # 1000 units owed at 2000 a day
+    served = [e.details for e in events(system, "llm.chat") if e.outcome == "allowed"]  # type: ignore[attr-defined]
+    assert [(d["reserved_units"], d["charged_units"]) for d in served] == [(13, 1500), (13, 1500)]
+    assert served[0]["usage"] == {"prompt": 5, "completion": 1495, "total": 1500}
 
 
 def test_a_stream_is_charged_the_usage_it_reports(llm: tuple[Bastion, dict[str, str]]) -> None:

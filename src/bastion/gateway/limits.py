@@ -26,6 +26,10 @@ class Bucket:
     rate: float  # tokens per second
     burst: float  # capacity
     cost: float = 1  # what this request spends from it
+    # Spent even when the bucket holds less — it goes below zero, a debt it refills out of before it grants
+    # anything again — and never a reason to wait: a charge for what was already used (an upstream that
+    # spent past its reservation), which cannot be refused after the fact.
+    owed: bool = False
 
 
 MAX_KEYS = 200_000
@@ -63,7 +67,9 @@ class LocalLimiter:
                 tokens, at = self._state.get(bucket.key, (bucket.burst, now))
                 levels.append(min(bucket.burst, tokens + (now - at) * bucket.rate))
             waits = [
-                (b.cost - level) / b.rate for b, level in zip(buckets, levels, strict=True) if level < b.cost
+                (b.cost - level) / b.rate
+                for b, level in zip(buckets, levels, strict=True)
+                if level < b.cost and not b.owed
             ]
             if waits:
                 return max(waits)
@@ -85,15 +91,15 @@ local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 local levels = {}
 local wait = 0
 for i, key in ipairs(KEYS) do
-  local rate = tonumber(ARGV[3 * i - 2])
-  local burst = tonumber(ARGV[3 * i - 1])
-  local cost = tonumber(ARGV[3 * i])
+  local rate = tonumber(ARGV[4 * i - 3])
+  local burst = tonumber(ARGV[4 * i - 2])
+  local cost = tonumber(ARGV[4 * i - 1])
   local state = redis.call('HMGET', key, 'tokens', 'at')
   local tokens = tonumber(state[1]) or burst
   local at = tonumber(state[2]) or now
   local level = math.min(burst, tokens + math.max(0, now - at) * rate)
   levels[i] = level
-  if level < cost then
+  if level < cost and ARGV[4 * i] == '0' then
     wait = math.max(wait, (cost - level) / rate)
   end
 end
@@ -101,11 +107,12 @@ if wait > 0 then
   return tostring(wait)
 end
 for i, key in ipairs(KEYS) do
-  local rate = tonumber(ARGV[3 * i - 2])
-  local burst = tonumber(ARGV[3 * i - 1])
-  local cost = tonumber(ARGV[3 * i])
-  redis.call('HSET', key, 'tokens', levels[i] - cost, 'at', now)
-  redis.call('EXPIRE', key, math.ceil(burst / rate) + 60)
+  local rate = tonumber(ARGV[4 * i - 3])
+  local burst = tonumber(ARGV[4 * i - 2])
+  local left = levels[i] - tonumber(ARGV[4 * i - 1])
+  redis.call('HSET', key, 'tokens', left, 'at', now)
+  -- Kept until it would be full again (a debt included): forgotten then, it is what it would have been.
+  redis.call('EXPIRE', key, math.ceil((burst - left) / rate) + 60)
 end
 return '0'
 """
@@ -166,7 +173,7 @@ class RedisLimiter:
         keys = [self._prefix + b.key for b in buckets]
         operands: list[str | float] = [len(keys), *keys]
         for bucket in buckets:
-            operands += [bucket.rate, bucket.burst, bucket.cost]
+            operands += [bucket.rate, bucket.burst, bucket.cost, "1" if bucket.owed else "0"]
         return operands, self._pack(("EVALSHA", self._sha, *operands))
 
     def take(self, buckets: list[Bucket]) -> float:

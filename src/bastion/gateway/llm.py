@@ -150,21 +150,25 @@ class LlmProxy:
         return Prepared(upstream, target, decision, body, details, quota)
 
     async def settle(self, prepared: Prepared, usage: Any) -> int | None:
-        """Charge what the upstream reports it used (``usage.total_tokens``) instead of the reservation: the
-        rest goes back to the daily quota. Nothing goes back without a report — nor more than was reserved —
-        and a limiter that cannot be reached keeps it (the caller loses at most that request's reservation).
-        On a thread, like the audit record that follows: a client gone mid-stream cannot cut either short.
-        The units charged, when reported."""
+        """Charge what the upstream reports it used (``usage.total_tokens``) instead of the reservation:
+        what it did not use goes back to the daily quota, and what it used past the reservation — an upstream
+        that ignored the completion bound, or a prompt that took more tokens than its four-characters-a-token
+        estimate (most scripts but Latin) — is charged too, below zero if need be: the quota then grants
+        nothing until it has refilled the debt. Without a report the reservation stands; a limiter that
+        cannot be reached keeps it as well (and the overrun goes uncharged: it is in the audit record). On a
+        thread, like the audit record that follows: a client gone mid-stream cannot cut either short. The
+        units charged, when reported."""
         used = usage.get("total_tokens") if isinstance(usage, dict) else None
         if type(used) is not int or used < 0:
             return None
-        unused = prepared.quota.cost - used
-        if unused > 0:
+        reserved = int(prepared.quota.cost)
+        if used != reserved:
+            correction = replace(prepared.quota, cost=used - reserved, owed=True)
             try:
-                await to_thread.run_sync(self._limiter.take, [replace(prepared.quota, cost=-unused)])
+                await to_thread.run_sync(self._limiter.take, [correction])
             except LimiterUnavailable:
-                return int(prepared.quota.cost)  # nothing went back: the reservation stands
-        return min(used, int(prepared.quota.cost))
+                return reserved
+        return used
 
     def _spend(self, buckets: list[Bucket]) -> None:
         try:
@@ -223,7 +227,7 @@ class LlmProxy:
         details = {
             **prepared.details,
             "completion_chars": len(text),
-            "usage": {k.removesuffix("_tokens"): v for k, v in usage.items() if isinstance(v, int)},
+            "usage": _usage_summary(usage),
             "charged_units": await self.settle(prepared, usage),
         }
         await to_thread.run_sync(
@@ -279,6 +283,7 @@ class LlmProxy:
         finally:
             details = {**prepared.details, "streamed": True, "chunks": chunks, "completion_chars": len(text)}
             details["cut"] = cut
+            details["usage"] = _usage_summary(usage)
             details["charged_units"] = await self.settle(prepared, usage)
             record = self._uow.record
             await to_thread.run_sync(record, context, action, prepared.resource, prepared.decision, details)
@@ -293,6 +298,14 @@ class LlmProxy:
 def _client(upstream: LlmUpstreamSettings) -> httpx.AsyncClient:
     verify: str | bool = str(upstream.ca_file) if upstream.ca_file else True
     return httpx.AsyncClient(verify=verify, timeout=upstream.timeout_s)
+
+
+def _usage_summary(usage: Any) -> dict[str, int]:
+    """The upstream's usage report for the audit record (with no key named *token*: the log refuses
+    secret-shaped field names)."""
+    if not isinstance(usage, dict):
+        return {}
+    return {str(k).removesuffix("_tokens"): v for k, v in usage.items() if type(v) is int}
 
 
 def _sse(event: dict[str, Any]) -> bytes:
