@@ -112,7 +112,7 @@ for i, key in ipairs(KEYS) do
   local left = levels[i] - tonumber(ARGV[4 * i - 1])
   redis.call('HSET', key, 'tokens', left, 'at', now)
   -- Kept until it would be full again (a debt included): forgotten then, it is what it would have been.
-  redis.call('EXPIRE', key, math.ceil((burst - left) / rate) + 60)
+  redis.call('EXPIRE', key, math.ceil(math.max(0, burst - left) / rate) + 60)
 end
 return '0'
 """
