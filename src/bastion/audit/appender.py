@@ -13,6 +13,7 @@ it has started a new one.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -110,6 +111,7 @@ def main() -> None:
         log.exception("audit appender: the database is out of reach")
         sys.exit(1)
     appender = Appender(database, sys.stdout.buffer)
+    gc.freeze()  # what start-up built lives as long as the process: a full collection need not walk it
     appender.answer([READY])
     try:
         for lines in arrivals(source, float(settings["linger_s"]), pending):
