@@ -98,6 +98,17 @@ def test_every_rejection_path(
         assert response.status_code == 422, body
         assert response.json()["code"] == "predict.invalid_input"
         assert "not valid JSON" in response.json()["detail"]
+    # A key named twice: this parser keeps the last, a reader in front of the gateway may keep the first.
+    twice = ('{"inputs": [[' + row + ',1]], "inputs": [[' + row + ",2]]}").encode()
+    before = len(events(system, "denied"))
+    response = gateway_client.post(
+        "/v1/models/cancer/predict",
+        content=twice,
+        headers={**auth(served["app"]), "content-type": "application/json"},
+    )
+    assert response.status_code == 422 and "same key twice" in response.json()["detail"]
+    assert response.headers["content-type"] == "application/problem+json"
+    assert len(events(system, "denied")) == before + 1
     refused = events(system, "denied")
     reasons = {e.reason for e in refused}  # type: ignore[attr-defined]
     assert any("request.too_large" in r for r in reasons) and any(
