@@ -91,6 +91,28 @@ def test_idle_threads_end_and_the_pool_still_serves() -> None:
         offload.close()
 
 
+def test_a_thread_is_started_only_when_none_is_free() -> None:
+    offload = Offload(threads=8, name="test-offload-reuse")
+
+    def threads() -> int:
+        return sum(t.name == "test-offload-reuse" for t in threading.enumerate())
+
+    async def main() -> None:
+        for number in range(20):  # one after another: one thread serves them all
+            assert await offload.run(lambda number=number: number) == number
+        assert threads() == 1
+        # Jobs that block together still get threads of their own, up to the limit: four waiting at a
+        # barrier for each other finish only if four run at once.
+        barrier = threading.Barrier(4, timeout=10)
+        assert len(await asyncio.gather(*(offload.run(barrier.wait) for _ in range(4)))) == 4
+        assert threads() == 4
+
+    try:
+        asyncio.run(main())
+    finally:
+        offload.close()
+
+
 def test_submitted_jobs_run_on_a_thread_and_their_failures_are_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -33,6 +33,7 @@ class Offload:
         self._size, self._name, self._idle = threads, name, idle_seconds
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._free = 0  # threads not running a job minus jobs queued: below zero, jobs wait (under the lock)
         self._lock = threading.Lock()
 
     async def run(self, function: Callable[[], T]) -> T:
@@ -54,16 +55,17 @@ class Offload:
         future: asyncio.Future[Any] | None,
     ) -> None:
         # The caller's context variables (request id, trace context) go with the job, as with to_thread.
-        self._jobs.put((partial(contextvars.copy_context().run, function), loop, future))
-        if len(self._threads) < self._size:  # after the put: a thread leaving idle sees the job and stays
-            self._start()
-
-    def _start(self) -> None:
+        job = (partial(contextvars.copy_context().run, function), loop, future)
+        # A thread more only when no thread is free for the job — calls one after another share one. Put
+        # and count together, under the lock an idle thread takes to leave (it stays for a queued job).
         with self._lock:
-            if len(self._threads) < self._size:  # started one at a time, as calls arrive
+            self._jobs.put(job)
+            self._free -= 1
+            if self._free < 0 and len(self._threads) < self._size:
                 thread = threading.Thread(target=self._work, name=self._name, daemon=True)
                 thread.start()
                 self._threads.append(thread)
+                self._free += 1
 
     def _work(self) -> None:
         while True:
@@ -73,22 +75,24 @@ class Offload:
                 with self._lock:  # an idle thread leaves, unless a job arrived as it gave up waiting
                     if not self._jobs.empty():
                         continue
+                    self._free -= 1
                     with contextlib.suppress(ValueError):  # ``close`` may have let it go already
                         self._threads.remove(threading.current_thread())
                     return
             if job is None:
                 return
             function, loop, future = job
+            result, error = None, None
             try:
                 result = function()
-            except BaseException as error:  # noqa: BLE001 - handed to the awaiting caller, who raises it
-                if loop is None or future is None:
-                    log.error("a background job failed: %s", type(error).__name__)
-                else:
-                    loop.call_soon_threadsafe(_settle, future, None, error)
-            else:
-                if loop is not None and future is not None:
-                    loop.call_soon_threadsafe(_settle, future, result, None)
+            except BaseException as caught:  # noqa: BLE001 - handed to the awaiting caller, who raises it
+                error = caught
+            with self._lock:  # free again before the caller hears back, so its next job finds this thread
+                self._free += 1
+            if loop is not None and future is not None:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            elif error is not None:
+                log.error("a background job failed: %s", type(error).__name__)
 
     def close(self) -> None:
         """Let the threads finish their jobs and stop (jobs queued after this never run)."""
