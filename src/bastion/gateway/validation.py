@@ -77,9 +77,7 @@ def parse_body(
     return document
 
 
-# A JSON string token, and the colon after it when it is an object's key. Read left to right over a valid
-# document (outside strings there are no quotes), every match starts at a string's opening quote.
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"(\s*:)?', re.DOTALL)
+_COLON = re.compile(rb"\s*:")  # after a string: the string is an object's key
 
 
 def _names_a_key_twice(body: bytes, document: Any) -> bool:
@@ -97,15 +95,15 @@ def _names_a_key_twice(body: bytes, document: Any) -> bool:
 
 
 def _keys_written(body: bytes) -> int:
-    """String tokens followed by a colon: each string found by ``find`` (a scan in C, where a regular
-    expression's search for the quote is several times slower over a long run of numbers), then read whole."""
+    """Strings followed by a colon. Over a valid document (outside strings there are no quotes) each quote
+    ``find`` reaches (a scan in C, where a regular expression's search for it is several times slower over
+    a long run of numbers) opens a string, read whole as the depth count reads it."""
     count, at = 0, body.find(b'"')
     while at >= 0:
-        token = _TOKEN.match(body, at)
-        if token is None:  # unterminated: not in a document the parser accepted
-            break
-        count += token.group(1) is not None
-        at = body.find(b'"', token.end())
+        string = _STRING.match(body, at)  # a quote always starts one (if unterminated, to the end)
+        end = string.end() if string else len(body)
+        count += _COLON.match(body, end) is not None
+        at = body.find(b'"', end)
     return count
 
 
