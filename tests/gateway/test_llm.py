@@ -180,6 +180,27 @@ def test_a_body_without_a_model_is_refused_after_authentication_and_audited(
     ]
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_body_naming_a_key_twice_is_refused_and_never_sent(
+    llm: tuple[Bastion, dict[str, str]], upstream: str, encoding: str
+) -> None:
+    """``"model"`` twice: this parser keeps the last, a reader in front of the gateway may keep the first."""
+    system, tokens = llm
+    # (A lone surrogate, which the parser lets pass, must not turn the refusal into an error.)
+    text = '{"model": "gpt-test", "messages": [{"role": "user", "content": "Hi \ud800"}], "model": "leaky"}'
+    before = httpx.get(upstream + "/count").json()["requests"]
+    with TestClient(system.api()) as client:
+        response = client.post(
+            "/v1/chat/completions",
+            content=text.encode(encoding, "surrogatepass"),
+            headers={"authorization": f"Bearer {tokens['app']}", "content-type": "application/json"},
+        )
+        assert response.status_code == 400 and "same key twice" in response.json()["detail"], response.text
+    assert httpx.get(upstream + "/count").json()["requests"] == before
+    [refusal] = events(system, "llm.chat")
+    assert (refusal.outcome, refusal.reason) == ("denied", "request.invalid")  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     "bounds",
     [

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from bastion.gateway.validation import InvalidPrediction, _depth, _names_a_key_twice, parse_body
+from bastion.gateway.validation import InvalidPrediction, _depth, names_a_key_twice, parse_body
 
 
 def reference_depth(body: bytes) -> int:
@@ -90,7 +90,7 @@ def test_duplicate_keys_are_found_as_a_parser_that_sees_every_key_finds_them() -
     for _ in range(20_000):
         body = random_json(generator).encode()
         expected = reference_duplicates(body)
-        assert _names_a_key_twice(body, orjson.loads(body)) == expected, body
+        assert names_a_key_twice(body, orjson.loads(body)) == expected, body
         seen[expected] += 1
     assert min(seen.values()) > 1000  # both kinds of document were tried, many times
 

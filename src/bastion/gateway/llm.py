@@ -33,6 +33,7 @@ from bastion.core.errors import (
 from bastion.core.llm_settings import LlmUpstreamSettings
 from bastion.data.pii import PiiEngine
 from bastion.gateway.limits import Bucket, Limiter, LimiterUnavailable
+from bastion.gateway.validation import names_a_key_twice
 from bastion.keys.secrets_store import SecretsStore
 from bastion.spine.context import Context, Resource
 from bastion.spine.interfaces import Decision
@@ -107,13 +108,18 @@ class LlmProxy:
             body = json.loads(raw) if len(raw) <= MAX_BODY else None
         except ValueError:
             body = None
-        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        # A key named twice: this parser keeps the last, a reader in front of the gateway may keep the first.
+        # (Counted on the UTF-8 bytes: the parser also reads UTF-16 and UTF-32.)
+        twice = isinstance(body, dict) and names_a_key_twice(_utf8(raw), body)
+        if twice or not isinstance(body, dict) or not isinstance(body.get("model"), str):
             # No model to ask about: a caller who has not authenticated is told to, before anything about
             # the body (as when the model is named in the path); either refusal is audited.
             if context.principal.is_anonymous:
                 self._uow.refuse(context, action, UNREADABLE, AuthenticationRequired.code)
                 raise AuthenticationRequired(f"Authentication is required to {action}.")
             self._uow.refuse(context, action, UNREADABLE, InvalidInput.code)
+            if twice:
+                raise InvalidInput("The JSON names the same key twice in one object; send each key once.")
             raise InvalidInput("Send an OpenAI-style JSON body with a model name (at most 4 MiB).")
         model = body["model"]
         target = Resource("llm", model)
@@ -298,6 +304,14 @@ class LlmProxy:
 def _client(upstream: LlmUpstreamSettings) -> httpx.AsyncClient:
     verify: str | bool = str(upstream.ca_file) if upstream.ca_file else True
     return httpx.AsyncClient(verify=verify, timeout=upstream.timeout_s)
+
+
+def _utf8(raw: bytes) -> bytes:
+    """A body the parser read, in UTF-8 (decoded as the parser decodes it: lone surrogates pass)."""
+    encoding = json.detect_encoding(raw)
+    if encoding in ("utf-8", "utf-8-sig"):
+        return raw
+    return raw.decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
 
 
 def _usage_summary(usage: Any) -> dict[str, int]:

@@ -72,7 +72,7 @@ def parse_body(
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise InvalidPrediction(f"The body is not valid JSON: {error}") from None
-    if _names_a_key_twice(body, document):
+    if names_a_key_twice(body, document):
         raise InvalidPrediction("The JSON names the same key twice in one object; send each key once.")
     return document
 
@@ -80,7 +80,7 @@ def parse_body(
 _COLON = re.compile(rb"\s*:")  # after a string: the string is an object's key
 
 
-def _names_a_key_twice(body: bytes, document: Any) -> bool:
+def names_a_key_twice(body: bytes, document: Any) -> bool:
     """Whether an object in the (valid) body names a key twice — ``"a"`` and ``"\\u0061"`` are one key. The
     parser keeps the last silently, and a JSON reader in front of the gateway (a WAF, a proxy's policy) may
     keep the first: the document it approved would not be the one scored. Counted rather than re-parsed: the
