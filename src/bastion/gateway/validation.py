@@ -64,7 +64,8 @@ def parse_body(
         raise UnsupportedMediaType("Send the inputs as application/json.")
     if (content_encoding or "identity").strip().lower() != "identity":
         raise UnsupportedMediaType("Send the body uncompressed: no Content-Encoding is accepted.")
-    depth = _depth(body)
+    skeleton = _skeleton(body)  # one pass for both checks: the depth before parsing, the keys after
+    depth = _depth(skeleton)
     if depth > max_depth:
         raise InvalidPrediction(f"The JSON is nested {depth} levels deep; at most {max_depth} are accepted.")
     try:
@@ -72,39 +73,51 @@ def parse_body(
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise InvalidPrediction(f"The body is not valid JSON: {error}") from None
-    if names_a_key_twice(body, document):
+    if _collapsed(skeleton, document):
         raise InvalidPrediction("The JSON names the same key twice in one object; send each key once.")
     return document
 
 
-_COLON = re.compile(rb"\s*:")  # after a string: the string is an object's key
+# A JSON string (its escapes included), or an unterminated one to the end. The alternatives cannot both
+# match a byte, so the pattern is linear on any input.
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+
+
+def _skeleton(body: bytes) -> bytes:
+    """The body with its strings dropped (in C): brackets, colons, commas, numbers and literals."""
+    return _STRING.sub(b"", body)
+
+
+def _depth(skeleton: bytes) -> int:
+    """Nesting depth counted on the bytes, before parsing (a deep document is refused without building it):
+    everything but brackets deleted from the skeleton in C, then the few brackets left walked."""
+    depth = deepest = 0
+    for byte in skeleton.translate(None, _NOT_BRACKETS):
+        if byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def names_a_key_twice(body: bytes, document: Any) -> bool:
     """Whether an object in the (valid) body names a key twice — ``"a"`` and ``"\\u0061"`` are one key. The
     parser keeps the last silently, and a JSON reader in front of the gateway (a WAF, a proxy's policy) may
-    keep the first: the document it approved would not be the one scored. Counted rather than re-parsed: the
-    keys written (string tokens followed by a colon, found in C) against the keys of the parsed objects,
-    which are fewer when two collapsed into one."""
-    written = _keys_written(body)
+    keep the first: the document it approved would not be the one scored."""
+    return _collapsed(_skeleton(body), document)
+
+
+def _collapsed(skeleton: bytes, document: Any) -> bool:
+    """Counted rather than re-parsed: outside strings a valid document has a colon for each key written,
+    and its parsed objects have fewer keys when two collapsed into one."""
+    written = skeleton.count(b":")
     if written < 2:  # one key cannot collide (the common body)
         return False
-    if type(document) is dict and body.count(b"{") == 1:  # one object (rows of numbers): no walk needed
+    if type(document) is dict and skeleton.count(b"{") == 1:  # one object (rows of numbers): no walk needed
         return written != len(document)
     return written != _keys(document)
-
-
-def _keys_written(body: bytes) -> int:
-    """Strings followed by a colon. Over a valid document (outside strings there are no quotes) each quote
-    ``find`` reaches (a scan in C, where a regular expression's search for it is several times slower over
-    a long run of numbers) opens a string, read whole as the depth count reads it."""
-    count, at = 0, body.find(b'"')
-    while at >= 0:
-        string = _STRING.match(body, at)  # a quote always starts one (if unterminated, to the end)
-        end = string.end() if string else len(body)
-        count += _COLON.match(body, end) is not None
-        at = body.find(b'"', end)
-    return count
 
 
 def _keys(document: Any) -> int:
@@ -118,26 +131,6 @@ def _keys(document: Any) -> int:
             children = container
         containers.extend(child for child in children if type(child) in (dict, list))
     return count
-
-
-# A JSON string (its escapes included), or an unterminated one to the end: what the depth count skips. The
-# alternatives cannot both match a byte, so the pattern is linear on any input.
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"?', re.DOTALL)
-_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
-
-
-def _depth(body: bytes) -> int:
-    """Nesting depth counted on the bytes, before parsing (a deep document is refused without building it):
-    strings dropped and everything but brackets deleted in C, then the few brackets left walked."""
-    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
-    depth = deepest = 0
-    for byte in brackets:
-        if byte in (0x5B, 0x7B):
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
 
 
 def validate(
