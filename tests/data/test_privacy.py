@@ -141,7 +141,10 @@ def test_refusals_spend_nothing(system: Bastion, people: dict[str, Context], bud
     with pytest.raises(PermissionDenied):  # a viewer may read metadata, not query
         system.private_queries.query(people["vic"], budgeted, None, DpQuery(kind="count", epsilon=0.1))
     assert system.private_queries.spent(operator_context(), budgeted) == {}
-    assert system.private_queries.query(ann, budgeted, None, DpQuery(kind="count", epsilon=1.0)).value >= 0
+    # The whole budget is still there: a query for all of it is answered (its noisy count may be below zero:
+    # asserting a sign failed ~3% of runs).
+    answer = system.private_queries.query(ann, budgeted, None, DpQuery(kind="count", epsilon=1.0))
+    assert answer.spent.epsilon == pytest.approx(1.0)
 
 
 def test_a_dataset_without_a_budget_answers_nothing(
