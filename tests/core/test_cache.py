@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from bastion.core.cache import TtlCache
+import pytest
+
+from bastion.core.cache import KeepWarm, TtlCache
+from bastion.core.offload import Offload
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -132,3 +139,108 @@ def test_a_reload_that_fails_leaves_the_entry_to_expire_as_usual() -> None:
     cache.fresh("k", T0 + timedelta(seconds=3.7), lambda: 6)  # and a later reload is tried again
     background.run()
     assert cache.fresh("k", T0 + timedelta(seconds=3.7)) == (6,)
+
+
+def test_callers_missing_the_same_key_at_once_load_it_once() -> None:
+    cache: TtlCache[str, int] = TtlCache(timedelta(seconds=2))
+    release, loads = threading.Event(), []
+
+    def slow_load() -> int:
+        loads.append(1)
+        release.wait(5)
+        return 7
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = [pool.submit(cache.get_or_load, "k", T0, slow_load) for _ in range(8)]
+        while not loads:
+            time.sleep(0.001)
+        time.sleep(0.05)  # the other seven are waiting for the first's load by now
+        release.set()
+        assert [answer.result(timeout=5) for answer in answers] == [7] * 8
+    assert len(loads) == 1
+
+
+def test_when_the_first_load_fails_the_callers_waiting_for_it_load_themselves() -> None:
+    cache: TtlCache[str, int] = TtlCache(timedelta(seconds=2))
+    first_started, release = threading.Event(), threading.Event()
+
+    def failing() -> int:
+        first_started.set()
+        release.wait(5)
+        raise ConnectionError("database down")
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(cache.get_or_load, "k", T0, failing)
+        first_started.wait(5)
+        second = pool.submit(cache.get_or_load, "k", T0, lambda: 9)
+        time.sleep(0.05)
+        release.set()
+        with pytest.raises(ConnectionError):
+            first.result(timeout=5)
+        assert second.result(timeout=5) == 9
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_keep_warm_reloads_what_was_used_lately_without_a_use_and_lets_the_rest_expire() -> None:
+    background, clock = Deferred(), Clock()
+    warm = KeepWarm(background, clock, timedelta(seconds=60), most=2)
+    cache: TtlCache[str, str] = TtlCache(timedelta(seconds=2), background=warm)
+    reads: list[str] = []
+
+    def loader(key: str) -> Callable[[], str]:
+        def load() -> str:
+            reads.append(key)
+            return f"{key}@{clock.now:%S}"
+
+        return load
+
+    for key in ("old", "a", "b", "c"):
+        if key != "old":
+            clock.now = T0 + timedelta(seconds=61)
+        cache.get_or_load(key, clock.now, loader(key))
+    clock.now = T0 + timedelta(seconds=62)
+    warm.reload_used()
+    assert background.jobs == []  # nothing due yet (loaded a second ago)
+    clock.now = T0 + timedelta(seconds=62.7)  # past four fifths of the TTL: every entry is due
+    warm.reload_used()
+    background.run()
+    # The two keys used last were read again with no request; "a" is past ``most``, "old" unused for 62 s.
+    assert reads[4:] == ["c", "b"]
+    clock.now = T0 + timedelta(seconds=64)  # the first reads' TTL is over
+    assert cache.fresh("c", clock.now) == ("c@02",)
+    assert cache.fresh("a", clock.now) is None and cache.fresh("old", clock.now) is None
+    clock.now = T0 + timedelta(seconds=200)  # and once unused for longer than ``within``, no more reloads
+    warm.reload_used()
+    assert background.jobs == []
+
+
+def test_keep_warm_keeps_a_key_fresh_across_a_pause_longer_than_its_ttl() -> None:
+    """With the real thread and the real clock: a pause of three TTLs and the entry is still fresh."""
+    reloader = Offload(threads=1, name="test-reload")
+    warm = KeepWarm(reloader.submit, lambda: datetime.now(UTC), timedelta(seconds=30), tick=0.02)
+    cache: TtlCache[str, int] = TtlCache(timedelta(seconds=0.2), background=warm)
+    reads = itertools.count()
+    try:
+        cache.get_or_load("k", datetime.now(UTC), lambda: next(reads))
+        time.sleep(0.6)
+        assert cache.fresh("k", datetime.now(UTC)) is not None
+        assert next(reads) >= 3  # read again about every tenth of a second
+    finally:
+        warm.close()
+        reloader.close()
+
+
+def test_keep_warm_off_keeps_nothing() -> None:
+    background = Deferred()
+    warm = KeepWarm(background, lambda: T0 + timedelta(seconds=1.7), timedelta(0))
+    cache: TtlCache[str, int] = TtlCache(timedelta(seconds=2), background=warm)
+    cache.get_or_load("k", T0, lambda: 1)
+    warm.reload_used()
+    assert background.jobs == [] and warm._thread is None

@@ -5,6 +5,7 @@ each with its audit event."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -378,3 +379,32 @@ def test_a_model_without_a_production_version_names_the_pinned_route(
     )
     assert response.status_code == 404 and response.json()["code"] == "resource.not_found"
     assert "/v1/models/nothing/versions/VERSION" in response.json()["remedy"]
+
+
+def test_a_decision_that_must_read_the_policy_or_roles_is_taken_off_the_event_loop(
+    gateway_client: TestClient,
+    system: Bastion,
+    served: dict[str, str],
+    samples: list[list[float]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The event loop serves every request: a decision whose inputs are cached is taken there, one that must
+    read the database first (``decides_at_once`` false) on a thread."""
+    authorizer = system.uow._authorizer
+    threads: list[str] = []
+    decide = authorizer.authorize
+
+    def recorded(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return decide(*args)
+
+    monkeypatch.setattr(authorizer, "authorize", recorded)
+    assert predict(gateway_client, served["app"], {"inputs": samples})[0] == 200
+    monkeypatch.setattr(system.uow, "decides_at_once", lambda context: True)
+    threads.clear()
+    assert predict(gateway_client, served["app"], {"inputs": samples})[0] == 200
+    assert threads and not any(name.startswith("bastion-offload") for name in threads)
+    monkeypatch.setattr(system.uow, "decides_at_once", lambda context: False)
+    threads.clear()
+    assert predict(gateway_client, served["app"], {"inputs": samples})[0] == 200
+    assert threads and all(name.startswith("bastion-offload") for name in threads)

@@ -15,7 +15,7 @@ from bastion.app.container import operator_context
 from bastion.audit import AuditFilter
 from bastion.core.clock import FrozenClock
 from bastion.core.errors import InvalidInput, NotFound, PermissionDenied
-from bastion.policy import ACTIONS, ROLES
+from bastion.policy import ACTIONS, ROLES, CedarAuthorizer, PolicySource, RoleDirectory
 from bastion.spine import Context, Principal, PrincipalType, Resource
 from bastion.store.tables import PolicyVersion
 
@@ -270,3 +270,24 @@ def test_custom_policies_can_name_a_roles_actions_as_a_group(system: Bastion) ->
     assert allowed(system, contractor, "keys.read", KEY)
     assert not allowed(system, contractor, "secrets.list", Resource("secret", "*"))  # viewer, not a key
     assert not allowed(system, contractor, "keys.decrypt", KEY)  # not a viewer action
+
+
+def test_ready_tells_whether_a_decision_would_read_the_database(system: Bastion, clock: FrozenClock) -> None:
+    """The gateway decides on its event loop only when ``ready``: otherwise the policy or roles are read on a
+    thread. Ready is exactly: both the active policy and the caller's roles are cached and fresh."""
+    source, directory = PolicySource(system.database, clock), RoleDirectory(system.database, clock)
+    authorizer = CedarAuthorizer(source, directory, clock)
+    ops = operator_context()
+    system.identity.create_principal(ops, "user:cy")
+    system.identity.assign_role(ops, "user:cy", "viewer")
+    caller = Context(user("cy"))
+    assert not authorizer.ready(caller)  # nothing read yet
+    assert authorizer.authorize(caller, "keys.read", KEY).allowed
+    assert authorizer.ready(caller)
+    assert not authorizer.ready(Context(user("someone-else")))  # their roles are not cached
+    clock.advance(timedelta(seconds=2))  # the TTL is over
+    assert not authorizer.ready(caller)
+    directory.membership("user:cy")
+    assert not authorizer.ready(caller)  # the roles are fresh, the policy is not
+    source.current()
+    assert authorizer.ready(caller)

@@ -21,6 +21,9 @@ class AllowList:
     def __init__(self, grants: tuple[Grant, ...]) -> None:
         self._grants = grants
 
+    def ready(self, context: Context) -> bool:
+        return True
+
     def authorize(self, context: Context, action: str, resource: Resource) -> Decision:
         if context.principal.is_anonymous:
             return Decision(allowed=False, reason="unauthenticated")

@@ -191,6 +191,9 @@ def test_unexpected_exception_is_audited_without_its_message(db: Database, clock
 
 
 class ExplodingAuthorizer:
+    def ready(self, context: Context) -> bool:
+        return True
+
     def authorize(self, context: Context, action: str, resource: Resource) -> Decision:
         raise RuntimeError("policy store unreachable")
 

@@ -13,6 +13,7 @@ from bastion.app.tracing import Tracing, build_tracing
 from bastion.audit import AuditQueries, AuditTrail, FileWitness, GroupCommitWriter, MerkleAuditLog
 from bastion.audit.export import Exporter, build_sink
 from bastion.audit.spool import AuditSpool
+from bastion.core.cache import KeepWarm
 from bastion.core.clock import Clock, SystemClock
 from bastion.core.errors import ConfigError
 from bastion.core.offload import Offload
@@ -96,6 +97,7 @@ class Bastion:
     tracing: Tracing
     offload: Offload  # threads for the blocking steps of requests served on the event loop
     reloader: Offload  # one thread reloading the caches of the request path while they are in use
+    warm: KeepWarm  # ... and keeping fresh what was used lately, between uses
 
     def api(self) -> FastAPI:
         # Imported here: the CLI builds the system too, and never serves HTTP.
@@ -133,6 +135,7 @@ class Bastion:
     def close(self) -> None:
         self.gateway.close()  # model workers first: they are processes of their own
         self.offload.close()
+        self.warm.close()
         self.reloader.close()
         self.tracing.shutdown()  # flushes batched spans
         self.exporter.close()
@@ -156,8 +159,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
     # One thread, so reloads never run side by side: each is a few milliseconds of Python that holds the GIL
     # against the event loop, and several at once made a request stall.
     reloader = Offload(threads=1, name="bastion-reload")
-    policies = PolicySource(database, clock, background=reloader.submit)
-    directory = RoleDirectory(database, clock, background=reloader.submit)
+    warm = KeepWarm(reloader.submit, clock.now, timedelta(seconds=settings.cache_keep_warm_s))
+    policies = PolicySource(database, clock, background=warm)
+    directory = RoleDirectory(database, clock, background=warm)
     uow = UnitOfWork(database, CedarAuthorizer(policies, directory, clock), audit_log, clock, writer=writer)
     keys = KeyManager(uow, build_key_backend(settings), clock)
     signer = KeyManagerCheckpointSigner(keys, system_context("audit-checkpoint"))
@@ -191,7 +195,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
         identity=IdentityService(uow, pepper, clock),
         tokens=tokens,
         authenticator=BearerAuthenticator(
-            ApiKeyAuthenticator(database, pepper, clock, background=reloader.submit),
+            ApiKeyAuthenticator(database, pepper, clock, background=warm),
             JwtAuthenticator(database, tokens, clock),
             OidcAuthenticator(database, clock, settings.oidc_issuers),
         ),
@@ -253,11 +257,12 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Bastion:
             model_code=[str(path) for path in settings.gateway_model_code],
             tracer=tracing.tracer,
             offload=offload,
-            background=reloader.submit,
+            background=warm,
         ),
         tracing=tracing,
         offload=offload,
         reloader=reloader,
+        warm=warm,
         llm=LlmProxy(
             uow,
             secrets,

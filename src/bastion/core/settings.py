@@ -225,6 +225,13 @@ class Settings(BaseSettings):
     )
     db_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
     db_pool_size: int = Field(default=5, ge=1, le=200)
+    cache_keep_warm_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="How long after its last use an API key, principal, policy or served model is kept fresh "
+        "in this replica's caches (reloaded in the background); 0: only while requests keep using it.",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -235,7 +235,10 @@ class Gateway:
         """The model, its serving policy (cached; loaded on a thread) and the caller's permission on it."""
         cached = self._models.fresh(name, now, partial(self._model_and_policy, name))
         target, policy = cached[0] if cached else await self._offload.run(partial(self._model, name, now))
-        decision = self._uow.decide(context, ACTION, target)
+        if self._uow.decides_at_once(context):
+            decision = self._uow.decide(context, ACTION, target)
+        else:  # the active policy or the caller's roles must be read again first: not on the event loop
+            decision = await self._offload.run(partial(self._uow.decide, context, ACTION, target))
         if not decision.allowed:  # asked again where it may block: the refusal is audited, then raised
             ask = partial(self._uow.authorize, context, ACTION, target, details={"version": version})
             decision = await self._offload.run(ask)

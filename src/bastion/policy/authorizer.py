@@ -76,6 +76,9 @@ class CedarAuthorizer:
         self._decisions: dict[tuple[Any, ...], Decision] = {}
         self._decided_under: ActivePolicies | None = None
 
+    def ready(self, context: Context) -> bool:
+        return self._source.ready() and self._directory.ready(context.principal.id)
+
     def authorize(self, context: Context, action: str, resource: Resource) -> Decision:
         principal = context.principal
         refusal = _precheck(principal, action, resource)

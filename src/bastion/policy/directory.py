@@ -58,10 +58,14 @@ class RoleDirectory:
         )
 
     def membership(self, principal_id: str) -> Membership:
-        now = self._clock.now()
-        return self._cache.get_or_load(principal_id, now, lambda: self._load(principal_id, now))
+        return self._cache.get_or_load(principal_id, self._clock.now(), lambda: self._load(principal_id))
 
-    def _load(self, principal_id: str, now: datetime) -> Membership:
+    def ready(self, principal_id: str) -> bool:
+        """Whether ``membership`` answers from the cache (nothing to read)."""
+        return self._cache.fresh(principal_id, self._clock.now()) is not None
+
+    def _load(self, principal_id: str) -> Membership:
+        now = self._clock.now()  # when it is read: a reload behind its users reads at its own time
         with self._database.read() as session:
             groups = tuple(
                 session.scalars(

@@ -48,6 +48,10 @@ class PolicySource:
     def current(self) -> ActivePolicies:
         return self._cache.get_or_load(None, self._clock.now(), self._read)
 
+    def ready(self) -> bool:
+        """Whether ``current`` answers from the cache (nothing to read)."""
+        return self._cache.fresh(None, self._clock.now()) is not None
+
     def invalidate(self) -> None:
         """Look again on the next decision (this replica just changed the active version)."""
         self._cache.forget(None)

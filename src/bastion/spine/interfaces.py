@@ -28,6 +28,11 @@ class Authorizer(Protocol):
 
     def authorize(self, context: Context, action: str, resource: Resource) -> Decision: ...
 
+    def ready(self, context: Context) -> bool:
+        """Whether ``authorize`` would decide for this principal from memory, with nothing to read first: a
+        caller on an event loop asks, and decides on a thread otherwise."""
+        ...
+
 
 class Outcome(StrEnum):
     ALLOWED = "allowed"

@@ -153,6 +153,14 @@ class UnitOfWork:
         checks with this, then lets ``authorize`` audit and raise a refusal)."""
         return self._decide(context, action, resource)
 
+    def decides_at_once(self, context: Context) -> bool:
+        """Whether ``decide`` would answer for this principal without reading anything (a caller on an event
+        loop decides on a thread otherwise)."""
+        try:
+            return self._authorizer.ready(context)
+        except Exception:  # noqa: BLE001 - then ``decide`` finds out, and fails closed, on a thread
+            return False
+
     def settle(self) -> None:
         """Before reading the audit log: wait for queued (buffered) records, so a reader sees every event
         already acknowledged to its caller."""
