@@ -244,3 +244,23 @@ def test_keep_warm_off_keeps_nothing() -> None:
     cache.get_or_load("k", T0, lambda: 1)
     warm.reload_used()
     assert background.jobs == [] and warm._thread is None
+
+
+def test_an_amended_value_lives_no_longer_than_the_one_it_replaces() -> None:
+    cache: TtlCache[str, str] = TtlCache(timedelta(seconds=2))
+    read = "read at T0"
+    cache.put("k", T0, read)
+    cache.amend("k", read, "read at T0, amended at T0 + 1.5 s")
+    assert cache.fresh("k", T0 + timedelta(seconds=1.5)) == ("read at T0, amended at T0 + 1.5 s",)
+    assert cache.fresh("k", T0 + timedelta(seconds=2)) is None
+    cache.amend("absent", "x", "y")
+    assert cache.fresh("absent", T0) is None
+
+
+def test_an_amendment_never_replaces_a_newer_reading() -> None:
+    cache: TtlCache[str, str | None] = TtlCache(timedelta(seconds=2))
+    read = "valid"
+    cache.put("k", T0, read)
+    cache.put("k", T0 + timedelta(seconds=1), None)  # read again meanwhile: revoked
+    cache.amend("k", read, "valid, last used now")
+    assert cache.fresh("k", T0 + timedelta(seconds=1)) == (None,)

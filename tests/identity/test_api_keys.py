@@ -4,12 +4,16 @@ never a 5xx."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
 from bastion.app import Bastion
 from bastion.app.container import operator_context
@@ -202,3 +206,50 @@ def test_the_cache_only_check_answers_only_what_the_cache_proves(
     with pytest.raises(InvalidCredentials):
         authenticator.authenticate(key)
     assert authenticator.authenticate_cached(key) is None
+
+
+def test_writing_a_keys_last_use_never_stretches_the_revocation_window(
+    system: Bastion, reader: IssuedKey, clock: FrozenClock
+) -> None:
+    """The last use is written at most once a minute, from a record read earlier: that write must not make
+    the record count as freshly read, or a revocation since could be honoured up to two cache windows late."""
+    authenticator = system.authenticator
+    key = Credentials(scheme="bearer", value=SecretStr(reader.token))
+    authenticator.authenticate(key)  # first use: written
+    clock.advance(timedelta(seconds=59.5))  # the cache window has passed: read again, last use 59.5 s old
+    authenticator.authenticate(key)
+    with system.database.transaction() as session:  # revoked by another replica, straight after that read
+        session.execute(update(ApiKey).where(ApiKey.key_id == reader.key_id).values(revoked_at=clock.now()))
+    clock.advance(timedelta(seconds=1.5))  # within the window: the cached record answers — and, a minute
+    authenticator.authenticate(key)  # after the last write, the use is written again
+    clock.advance(timedelta(seconds=0.6))  # the window of the read is over, though not of the write
+    with pytest.raises(InvalidCredentials):
+        authenticator.authenticate(key)
+
+
+def test_callers_using_a_key_at_once_write_its_last_use_once(
+    system: Bastion, reader: IssuedKey, clock: FrozenClock
+) -> None:
+    authenticator = system.authenticator
+    key = Credentials(scheme="bearer", value=SecretStr(reader.token))
+    authenticator.authenticate(key)
+    clock.advance(timedelta(minutes=1))
+    writes, writing = [], threading.Event()
+
+    def slow_update(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE api_keys"):
+            writes.append(statement)
+            writing.set()
+            time.sleep(0.3)  # the others arrive while it is being written
+
+    event.listen(system.database.engine, "before_cursor_execute", slow_update)
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            first = pool.submit(authenticator.authenticate, key)
+            assert writing.wait(5)
+            others = [pool.submit(authenticator.authenticate, key) for _ in range(5)]
+            principals = [first.result(timeout=10)] + [other.result(timeout=10) for other in others]
+    finally:
+        event.remove(system.database.engine, "before_cursor_execute", slow_update)
+    assert {principal.id for principal in principals} == {"service:siem-reader"}
+    assert len(writes) == 1

@@ -25,7 +25,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -162,6 +162,15 @@ class TtlCache(Generic[K, V]):
                 if self._used is not None:
                     self._used.clear()
             self._entries[key] = self._entry(now, value)
+
+    def amend(self, key: K, old: V, new: V) -> None:
+        """Replace ``old``, the value cached for ``key``, by ``new`` without renewing it: ``new`` is served no
+        longer than ``old`` would have been. Nothing, if the entry holds another value by now (a reload read
+        since is newer than ``old`` and whatever it was amended with)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.value is old:
+                self._entries[key] = replace(entry, value=new)
 
     def _entry(self, now: datetime, value: V) -> _Entry[V]:
         first, last = RELOAD_AFTER

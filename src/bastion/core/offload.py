@@ -16,6 +16,7 @@ import contextvars
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -94,12 +95,18 @@ class Offload:
             elif error is not None:
                 log.error("a background job failed: %s", type(error).__name__)
 
-    def close(self) -> None:
-        """Let the threads finish their jobs and stop (jobs queued after this never run)."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Let the threads finish their jobs and stop, waiting up to ``timeout`` for them (so that what the
+        owner closes next — the database — is not used by a job still running); jobs queued after this never
+        run."""
         with self._lock:
             threads, self._threads = self._threads, []
         for _ in threads:
             self._jobs.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -9,6 +9,7 @@ reaches every replica within that time.
 from __future__ import annotations
 
 import hmac
+import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -58,6 +59,8 @@ class ApiKeyAuthenticator:
         self._cache: TtlCache[str, _KeyRecord | None] = TtlCache(
             timedelta(seconds=cache_seconds), background=background
         )
+        self._noting: set[str] = set()  # keys whose last use is being written
+        self._lock = threading.Lock()
 
     def authenticate(self, credentials: Credentials | None) -> Principal:
         principal = self._verify(credentials, cached_only=False)
@@ -97,16 +100,30 @@ class ApiKeyAuthenticator:
         if record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION:
             if cached_only:
                 return None
-            # At most one write per key per minute.
-            with self._database.transaction() as session:
-                session.execute(update(ApiKey).where(ApiKey.key_id == parsed.key_id).values(last_used_at=now))
-            self._cache.put(parsed.key_id, now, replace(record, last_used_at=now))
+            self._note_use(parsed.key_id, record, now)
         return Principal(
             id=record.principal_id,
             type=record.principal_type,
             auth_method="api_key",
             attributes=record.attributes,
         )
+
+    def _note_use(self, key_id: str, record: _KeyRecord, now: datetime) -> None:
+        """Write the key's last use (at most once a minute: the cached record says when it was). Callers
+        arriving while one writes do not write it too. The cached record learns the new time but is not
+        renewed: it was read earlier, and a revocation since must still reach this replica within the TTL of
+        that read."""
+        with self._lock:
+            if key_id in self._noting:
+                return
+            self._noting.add(key_id)
+        try:
+            with self._database.transaction() as session:
+                session.execute(update(ApiKey).where(ApiKey.key_id == key_id).values(last_used_at=now))
+            self._cache.amend(key_id, record, replace(record, last_used_at=now))
+        finally:
+            with self._lock:
+                self._noting.discard(key_id)
 
     def _record(self, key_id: str, now: datetime) -> _KeyRecord | None:
         return self._cache.get_or_load(key_id, now, lambda: self._load(key_id))
