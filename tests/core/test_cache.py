@@ -243,7 +243,7 @@ def test_keep_warm_off_keeps_nothing() -> None:
     cache: TtlCache[str, int] = TtlCache(timedelta(seconds=2), background=warm)
     cache.get_or_load("k", T0, lambda: 1)
     warm.reload_used()
-    assert background.jobs == [] and warm._thread is None
+    assert background.jobs == [] and warm._thread is None and cache._used is None
 
 
 def test_an_amended_value_lives_no_longer_than_the_one_it_replaces() -> None:

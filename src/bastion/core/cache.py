@@ -65,9 +65,8 @@ class TtlCache(Generic[K, V]):
         # Kept warm (with a ``KeepWarm``): each key's last use and how to reload it, the latest use last.
         self._used: OrderedDict[K, tuple[datetime, Callable[[], V]]] | None = None
         self._lock = threading.Lock()
-        if isinstance(background, KeepWarm):
+        if isinstance(background, KeepWarm) and background.watch(self):
             self._used = OrderedDict()
-            background.watch(self)
 
     def get_or_load(self, key: K, now: datetime, load: Callable[[], V]) -> V:
         cached = self.fresh(key, now, load)
@@ -211,14 +210,16 @@ class KeepWarm:
     def __call__(self, job: Callable[[], None]) -> None:
         self._run(job)
 
-    def watch(self, cache: TtlCache[Any, Any]) -> None:
+    def watch(self, cache: TtlCache[Any, Any]) -> bool:
+        """Keep ``cache`` warm from now on; ``False``: nothing is kept warm (``within`` is 0)."""
         if self._within <= timedelta(0):
-            return
+            return False
         with self._lock:
             self._caches.add(cache)
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._loop, name="bastion-keep-warm", daemon=True)
                 self._thread.start()
+        return True
 
     def reload_used(self) -> None:
         """One tick: ask every cache for its due reloads."""
