@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, column, select, table, text
 
 from bastion.core.errors import ConfigError, StoreUnavailable
 from bastion.store import Database
@@ -86,3 +86,20 @@ def test_plain_postgresql_url_gets_the_psycopg_driver() -> None:
     db = Database("postgresql://u:pw@127.0.0.1/x")
     assert db.url.drivername == "postgresql+psycopg"
     db.dispose()
+
+
+def test_first_row_reads_a_snapshot_beside_an_open_write(database: Database) -> None:
+    """The request path's cache reads: one statement, its values bound, never taking the write lock (a
+    ``BEGIN IMMEDIATE`` would wait out the busy timeout while the write below is open, then fail)."""
+    with database.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)"))
+        connection.execute(text("INSERT INTO kv VALUES ('a', 1)"))
+    kv = table("kv", column("k"), column("v"))
+    statement = select(kv.c.v).where(kv.c.k == bindparam("k"))
+    with database.transaction() as session:
+        session.execute(text("UPDATE kv SET v = 2 WHERE k = 'a'"))  # open, not committed
+        row = database.first_row(statement, k="a")  # a write lock would fail here, "database is locked"
+        assert row is not None and row[0] == 1  # the last committed value
+    assert database.first_row(statement, k="missing") is None
+    row = database.first_row(statement, k="a")
+    assert row is not None and row[0] == 2

@@ -16,7 +16,7 @@ from functools import partial
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 
 from bastion.core.cache import Background, TtlCache
 from bastion.core.clock import Clock
@@ -31,6 +31,25 @@ from bastion.store.tables import ApiKey, PrincipalRow
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # A hash to compare against when the key id is unknown, so both paths cost the same.
 _DUMMY = bytes(32)
+# A key that may be used (not revoked, its principal there and not disabled), with what verifying it needs.
+_USABLE_KEY = (
+    select(
+        ApiKey.secret_hash,
+        ApiKey.expires_at,
+        ApiKey.scopes,
+        ApiKey.break_glass,
+        ApiKey.last_used_at,
+        PrincipalRow.id,
+        PrincipalRow.type,
+        PrincipalRow.attributes,
+    )
+    .join(PrincipalRow, PrincipalRow.id == ApiKey.principal_id)
+    .where(
+        ApiKey.key_id == bindparam("key_id"),
+        ApiKey.revoked_at.is_(None),
+        PrincipalRow.disabled.is_(False),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,25 +148,20 @@ class ApiKeyAuthenticator:
         return self._cache.get_or_load(key_id, now, lambda: self._load(key_id))
 
     def _load(self, key_id: str) -> _KeyRecord | None:
-        with self._database.read() as session:
-            key = session.get(ApiKey, key_id)
-            principal = session.get(PrincipalRow, key.principal_id) if key else None
-            record = None
-            if (
-                key is not None
-                and key.revoked_at is None
-                and principal is not None
-                and not principal.disabled
-            ):
-                attributes = {**principal.attributes, "scopes": tuple(key.scopes), "api_key_id": key.key_id}
-                if key.break_glass:
-                    attributes["break_glass"] = True
-                record = _KeyRecord(
-                    key.secret_hash,
-                    key.expires_at,
-                    principal.id,
-                    PrincipalType(principal.type),
-                    MappingProxyType(attributes),
-                    key.last_used_at,
-                )
-        return record
+        """The key's record if it may be used: not revoked, its principal there and not disabled (one
+        statement, reloaded every second or so while the key is in use)."""
+        row = self._database.first_row(_USABLE_KEY, key_id=key_id)
+        if row is None:
+            return None
+        secret_hash, expires_at, scopes, break_glass, last_used_at, principal_id, kind, known = row
+        attributes = {**known, "scopes": tuple(scopes), "api_key_id": key_id}
+        if break_glass:
+            attributes["break_glass"] = True
+        return _KeyRecord(
+            secret_hash,
+            expires_at,
+            principal_id,
+            PrincipalType(kind),
+            MappingProxyType(attributes),
+            last_used_at,
+        )

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Engine, Row, Select, create_engine, event, exc, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +22,8 @@ from bastion.core.errors import ConfigError, StoreUnavailable
 log = logging.getLogger(__name__)
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+Columns = TypeVarTuple("Columns")
 
 
 class Database:
@@ -42,9 +44,8 @@ class Database:
         self.engine = _create_engine(parsed, busy_timeout_ms, pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Reads take a deferred transaction on SQLite: a WAL snapshot that never blocks writers.
-        self._read_sessions = sessionmaker(
-            self.engine.execution_options(bastion_read_only=True), expire_on_commit=False
-        )
+        self._read_engine = self.engine.execution_options(bastion_read_only=True)
+        self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -61,6 +62,14 @@ class Database:
                 yield session
             finally:
                 session.rollback()
+
+    def first_row(self, statement: Select[*Columns], **parameters: Any) -> Row[*Columns] | None:
+        """The first row of one read-only statement (built once, its values bound as ``parameters``), on a
+        connection without an ORM session — one statement reads one consistent snapshot: a few times cheaper
+        than ``read``, for the request path's cached records, reloaded every second or so while in use, on a
+        thread that holds the GIL against the event loop meanwhile."""
+        with self._translated_errors(), self._read_engine.connect() as connection:
+            return connection.execute(statement, parameters).first()
 
     @contextmanager
     def _translated_errors(self) -> Iterator[None]:
