@@ -176,6 +176,17 @@ def test_blocked_output_and_label_only(
     assert any("predict.output_blocked" in e.reason for e in events(system, "denied"))  # type: ignore[attr-defined]
 
 
+def test_a_models_own_policy_wins_over_the_global_one(
+    gateway_client: TestClient, system: Bastion, served: dict[str, str], samples: list[list[float]]
+) -> None:
+    system.gateway.set_policy(operator_context(), "*", ServingPolicy(output=OutputPolicy(label_only=True)))
+    status, body = predict(gateway_client, served["app"], {"inputs": samples[:1]})
+    assert status == 200 and body["outputs"] == [{"label": 0}]  # the global policy, for a model without one
+    system.gateway.set_policy(person("sam"), "cancer", ServingPolicy())
+    status, body = predict(gateway_client, served["app"], {"inputs": samples[:1]})
+    assert status == 200 and "probabilities" in body["outputs"][0]  # type: ignore[index]
+
+
 def test_concurrent_requests_scored_together_each_get_the_answer_they_get_alone(
     gateway_client: TestClient, system: Bastion, served: dict[str, str]
 ) -> None:

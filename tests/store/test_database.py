@@ -103,3 +103,22 @@ def test_first_row_reads_a_snapshot_beside_an_open_write(database: Database) -> 
     assert database.first_row(statement, k="missing") is None
     row = database.first_row(statement, k="a")
     assert row is not None and row[0] == 2
+
+
+def test_a_snapshots_statements_read_one_state_on_sqlite(tmp_path: Path) -> None:
+    """The role directory reads a principal's groups, then their bindings: one state, not a write between."""
+    db = Database(f"sqlite:///{tmp_path / 'b.db'}")
+    try:
+        with db.engine.begin() as connection:
+            connection.execute(text("CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)"))
+            connection.execute(text("INSERT INTO kv VALUES ('a', 1)"))
+        kv = table("kv", column("k"), column("v"))
+        statement = select(kv.c.v).where(kv.c.k == bindparam("k"))
+        with db.snapshot() as connection:
+            assert connection.execute(statement, {"k": "a"}).scalar() == 1
+            with db.transaction() as session:  # committed while the snapshot is open
+                session.execute(text("UPDATE kv SET v = 2 WHERE k = 'a'"))
+            assert connection.execute(statement, {"k": "a"}).scalar() == 1
+        assert db.first_row(statement, k="a") == (2,)
+    finally:
+        db.dispose()

@@ -22,6 +22,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context as TraceContext
+from sqlalchemy import Connection, bindparam, select
 
 from bastion.core.cache import Background, TtlCache
 from bastion.core.clock import Clock
@@ -37,12 +38,12 @@ from bastion.gateway.stages import Stages
 from bastion.gateway.validation import InvalidPrediction, parse_body, validate
 from bastion.models.errors import LoadRefused
 from bastion.models.loader import ModelLoader
-from bastion.models.records import LOADABLE, check_model_name, resource, version_row
+from bastion.models.records import LOADABLE, PRODUCTION, check_model_name, missing_version, model_resource
 from bastion.spine.context import Context, Resource
 from bastion.spine.interfaces import Decision
 from bastion.spine.uow import UnitOfWork
 from bastion.store.database import Database
-from bastion.store.tables import ModelServing
+from bastion.store.tables import ModelServing, ModelVersionRow
 
 ACTION = "models.predict"
 GLOBAL = "*"
@@ -56,6 +57,29 @@ class ServedVersion:
     stage: str
     format: str
     input_schema: dict[str, Any] | None  # declared at registration; None: derived from the model
+
+
+# Read every second or so while a model is served: Core statements built once (see ``Database.snapshot``),
+# of the few columns serving needs.
+_SERVED_VERSION = select(
+    ModelVersionRow.id,
+    ModelVersionRow.version,
+    ModelVersionRow.stage,
+    ModelVersionRow.format,
+    ModelVersionRow.input_schema,
+).where(ModelVersionRow.model_name == bindparam("name"))
+_PRODUCTION_VERSION = _SERVED_VERSION.where(ModelVersionRow.stage == PRODUCTION)
+_NUMBERED_VERSION = _SERVED_VERSION.where(ModelVersionRow.version == bindparam("number"))
+_SERVING_POLICIES = select(ModelServing.scope, ModelServing.policy).where(
+    ModelServing.scope.in_([bindparam("name"), GLOBAL])
+)
+
+
+def _serving_policy(connection: Connection, name: str) -> ServingPolicy:
+    """The model's own serving policy, else the global one, else the default."""
+    policies: dict[str, Any] = dict(connection.execute(_SERVING_POLICIES, {"name": name}).all())
+    stored = policies.get(name, policies.get(GLOBAL))
+    return DEFAULT_POLICY if stored is None else ServingPolicy.model_validate(stored)
 
 
 class LimiterDown(Unavailable):
@@ -132,16 +156,12 @@ class Gateway:
         return policy
 
     def _policy(self, name: str) -> ServingPolicy:
-        with self._database.read() as session:
-            for scope in (name, GLOBAL):
-                row = session.get(ModelServing, scope)
-                if row is not None:
-                    return ServingPolicy.model_validate(row.policy)
-        return DEFAULT_POLICY
+        with self._database.snapshot() as connection:
+            return _serving_policy(connection, name)
 
     def _resource(self, name: str) -> Resource:
-        with self._database.read() as session:
-            return resource(session, name)
+        with self._database.snapshot() as connection:
+            return model_resource(connection, name)
 
     # -- the pipeline -------------------------------------------------------------------------------
     async def predict(
@@ -248,7 +268,8 @@ class Gateway:
         return self._models.get_or_load(name, now, partial(self._model_and_policy, name))
 
     def _model_and_policy(self, name: str) -> tuple[Resource, ServingPolicy]:
-        return self._resource(name), self._policy(name)
+        with self._database.snapshot() as connection:
+            return model_resource(connection, name), _serving_policy(connection, name)
 
     async def _spend(self, context: Context, name: str, policy: ServingPolicy, buckets: list[Bucket]) -> None:
         try:
@@ -377,9 +398,13 @@ class Gateway:
         return {"flavor": flavor}
 
     def _version(self, name: str, version: int | None) -> ServedVersion:
-        with self._database.read() as session:
-            row = version_row(session, name, version)
-            return ServedVersion(row.id, row.version, row.stage, row.format, row.input_schema)
+        if version is None:
+            row = self._database.first_row(_PRODUCTION_VERSION, name=name)
+        else:
+            row = self._database.first_row(_NUMBERED_VERSION, name=name, number=version)
+        if row is None:
+            raise missing_version(name, version)
+        return ServedVersion(*row)
 
     def _start(self, name: str, number: int, version_id: str, config: dict[str, Any]) -> WorkerPool:
         flavor = {key: value for key, value in config.items() if key != "workers"}

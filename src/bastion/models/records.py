@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from bastion.core.errors import Conflict, InvalidInput, NotFound
@@ -108,32 +108,47 @@ def version_row(session: Session, name: str, version: int | None) -> ModelVersio
     """A version by number, or the model's production version when ``version`` is None."""
     query = select(ModelVersionRow).where(ModelVersionRow.model_name == name)
     if version is None:
-        row = session.scalars(query.where(ModelVersionRow.stage == PRODUCTION)).first()
-        if row is None:
-            raise NotFound(
-                f"Model {name} has no version in production.",
-                remedy=f"Name a version: {name}@VERSION on the command line, "
-                f"/v1/models/{name}/versions/VERSION over HTTP.",
-            )
-        return row
-    row = session.scalars(query.where(ModelVersionRow.version == version)).first()
+        query = query.where(ModelVersionRow.stage == PRODUCTION)
+    else:
+        query = query.where(ModelVersionRow.version == version)
+    row = session.scalars(query).first()
     if row is None:
-        raise NotFound(f"Model {name} has no version {version}.")
+        raise missing_version(name, version)
     return row
+
+
+def missing_version(name: str, version: int | None) -> NotFound:
+    if version is None:
+        return NotFound(
+            f"Model {name} has no version in production.",
+            remedy=f"Name a version: {name}@VERSION on the command line, "
+            f"/v1/models/{name}/versions/VERSION over HTTP.",
+        )
+    return NotFound(f"Model {name} has no version {version}.")
+
+
+# A Core statement built once (the request path reads it every second or so: see ``Database.snapshot``).
+_MODEL_FACTS = select(ModelRow.classification, ModelRow.created_by).where(ModelRow.name == bindparam("name"))
 
 
 def resource(session: Session, name: str, version: int | None = None, *, author: bool = False) -> Resource:
     """What policies see: the model with its classification, and as ``owner`` its creator — or, for the
     review actions (``author=True``), the version's author, so the separation-of-duties rule can apply.
     An unknown model is a bare resource: authorization comes before "not found"."""
-    model = session.get(ModelRow, name)
-    if model is None:
-        return Resource("model", name)
-    owner = model.created_by
+    author_id = None
     if author:
         with contextlib.suppress(NotFound):
-            owner = version_row(session, name, version).created_by
-    return Resource("model", name, {"classification": model.classification, "owner": owner})
+            author_id = version_row(session, name, version).created_by
+    return model_resource(session, name, owner=author_id)
+
+
+def model_resource(reader: Session | Connection, name: str, owner: str | None = None) -> Resource:
+    """``resource``, read by an ORM session or a bare connection; ``owner`` instead of the creator."""
+    facts = reader.execute(_MODEL_FACTS, {"name": name}).first()
+    if facts is None:
+        return Resource("model", name)
+    classification, creator = facts
+    return Resource("model", name, {"classification": classification, "owner": owner or creator})
 
 
 def move(session: Session, row: ModelVersionRow, to: str, by: str, at: datetime, reason: str = "") -> None:

@@ -10,13 +10,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from bastion.core.cache import Background, TtlCache
 from bastion.core.clock import Clock
 from bastion.spine.context import Resource
 from bastion.store.database import Database
 from bastion.store.tables import GroupMember, RoleBinding
+
+# Read every second or so per principal in use: Core statements built once (see ``Database.snapshot``).
+_GROUP_IDS = select(GroupMember.group_id).where(GroupMember.member_id == bindparam("principal"))
+_GROUPS = _GROUP_IDS.order_by(GroupMember.group_id)
+_BINDINGS = (
+    select(
+        RoleBinding.id,
+        RoleBinding.role,
+        RoleBinding.resource_type,
+        RoleBinding.resource_id,
+        RoleBinding.expires_at,
+    )
+    .where(
+        or_(  # the principal's own bindings and its groups'
+            RoleBinding.principal_id == bindparam("principal"),
+            RoleBinding.principal_id.in_(_GROUP_IDS),
+        ),
+        RoleBinding.revoked_at.is_(None),
+        or_(RoleBinding.expires_at.is_(None), RoleBinding.expires_at > bindparam("now")),
+    )
+    .order_by(RoleBinding.id)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,24 +88,7 @@ class RoleDirectory:
 
     def _load(self, principal_id: str) -> Membership:
         now = self._clock.now()  # when it is read: a reload behind its users reads at its own time
-        with self._database.read() as session:
-            groups = tuple(
-                session.scalars(
-                    select(GroupMember.group_id)
-                    .where(GroupMember.member_id == principal_id)
-                    .order_by(GroupMember.group_id)
-                )
-            )
-            rows = session.scalars(
-                select(RoleBinding)
-                .where(
-                    RoleBinding.principal_id.in_((principal_id, *groups)),
-                    RoleBinding.revoked_at.is_(None),
-                    or_(RoleBinding.expires_at.is_(None), RoleBinding.expires_at > now),
-                )
-                .order_by(RoleBinding.id)
-            ).all()
-            bindings = tuple(
-                Binding(row.id, row.role, row.resource_type, row.resource_id, row.expires_at) for row in rows
-            )
-        return Membership(groups, bindings)
+        with self._database.snapshot() as connection:
+            groups = tuple(connection.execute(_GROUPS, {"principal": principal_id}).scalars())
+            rows = connection.execute(_BINDINGS, {"principal": principal_id, "now": now}).all()
+        return Membership(groups, tuple(Binding(*row) for row in rows))

@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from bastion.core.cache import Background, TtlCache
 from bastion.core.clock import Clock
 from bastion.core.errors import BastionError
@@ -20,6 +22,9 @@ from bastion.store.database import Database
 from bastion.store.tables import PolicyHead, PolicyVersion
 
 log = logging.getLogger(__name__)
+
+# Read every second or so while decisions are taken (a Core statement built once: see ``Database.snapshot``).
+_HEAD = select(PolicyHead.version).where(PolicyHead.id == 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +66,11 @@ class PolicySource:
         return self._last
 
     def _load(self, previous: ActivePolicies) -> ActivePolicies:
-        with self._database.read() as session:
-            head = session.get(PolicyHead, 1)
-            version = head.version if head is not None else 0
-            if version == previous.compiled.version and not previous.operator_only:
-                return previous
+        head = self._database.first_row(_HEAD)
+        version = head.version if head is not None else 0
+        if version == previous.compiled.version and not previous.operator_only:
+            return previous
+        with self._database.read() as session:  # a version's text never changes once stored
             row = session.get(PolicyVersion, version) if version else None
             text = row.text if row is not None else ""
         try:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import Engine, Row, Select, create_engine, event, exc, text
+from sqlalchemy import Connection, Engine, Row, Select, create_engine, event, exc, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -63,12 +63,18 @@ class Database:
             finally:
                 session.rollback()
 
-    def first_row(self, statement: Select[*Columns], **parameters: Any) -> Row[*Columns] | None:
-        """The first row of one read-only statement (built once, its values bound as ``parameters``), on a
-        connection without an ORM session — one statement reads one consistent snapshot: a few times cheaper
-        than ``read``, for the request path's cached records, reloaded every second or so while in use, on a
-        thread that holds the GIL against the event loop meanwhile."""
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only connection without an ORM session, for Core statements built once: a few times
+        cheaper than ``read``, for the request path's cached records — reloaded every second or so while in
+        use, on a thread that holds the GIL against the event loop meanwhile. On SQLite its statements read
+        one WAL snapshot; anything written is rolled back."""
         with self._translated_errors(), self._read_engine.connect() as connection:
+            yield connection
+
+    def first_row(self, statement: Select[*Columns], **parameters: Any) -> Row[*Columns] | None:
+        """The first row of one read-only statement (built once, its values bound as ``parameters``)."""
+        with self.snapshot() as connection:
             return connection.execute(statement, parameters).first()
 
     @contextmanager
