@@ -106,6 +106,65 @@ def test_async_spends_share_the_same_exact_buckets() -> None:
         asyncio.run(RedisLimiter("redis://127.0.0.1:1/0", timeout_s=0.1).take_async([Bucket("k", 1, 1)]))
 
 
+def test_async_spends_of_one_loop_share_one_connection_opened_once() -> None:
+    """Callers on one event loop pipeline their spends through one connection: a hundred arriving together
+    before it exists open it once, and each still gets the answer to its own command."""
+    require("redis", REDIS_URL, 6379)
+    import redis  # noqa: PLC0415 - the test's own admin connection
+
+    admin = redis.Redis.from_url(REDIS_URL)
+    before = max(int(client["id"]) for client in admin.client_list())  # Redis numbers clients in order
+    limiter = RedisLimiter(REDIS_URL, timeout_s=2)
+    key = f"test:{secrets.token_hex(6)}"
+
+    async def together() -> list[float]:
+        waits = await asyncio.gather(
+            *(limiter.take_async([Bucket(key, 0.0001, 60, cost=1 + i % 2)]) for i in range(100))
+        )
+        opened = [c for c in admin.client_list() if int(c["id"]) > before and c["cmd"].startswith("eval")]
+        assert len(opened) == 1
+        await limiter.aclose()
+        return waits
+
+    waits = asyncio.run(together())
+    # Spent in the order sent: costs 1, 2, 1, 2, ... from a burst of 60 — the first 40 fit exactly.
+    assert [wait == 0 for wait in waits] == [True] * 40 + [False] * 60
+    admin.close()
+
+
+def test_an_error_redis_answers_is_refused_and_the_next_spend_served() -> None:
+    """A bucket whose key holds something else (WRONGTYPE from the script) fails closed, on either path;
+    the limiter goes on serving other buckets."""
+    require("redis", REDIS_URL, 6379)
+    import redis  # noqa: PLC0415 - the test's own admin connection
+
+    admin = redis.Redis.from_url(REDIS_URL)
+    key = secrets.token_hex(6)
+    admin.set(f"bastion:rl:{key}:clobbered", "not a bucket", ex=60)
+    before = max(int(client["id"]) for client in admin.client_list())
+    limiter = RedisLimiter(REDIS_URL, timeout_s=2)
+    clobbered, fine = Bucket(f"{key}:clobbered", 1, 5), Bucket(f"{key}:fine", 0.0001, 5)
+
+    def opened() -> list[int]:
+        return [
+            int(c["id"]) for c in admin.client_list() if int(c["id"]) > before and c["cmd"] != "client|list"
+        ]
+
+    async def scenario() -> None:
+        with pytest.raises(LimiterUnavailable):
+            await limiter.take_async([fine, clobbered])
+        first = opened()
+        assert await limiter.take_async([fine]) == 0
+        assert opened() == first and len(first) == 1  # an answer, even an error, keeps replies in order
+        await limiter.aclose()
+
+    asyncio.run(scenario())
+    with pytest.raises(LimiterUnavailable):
+        limiter.take([fine, clobbered])
+    assert [limiter.take([fine]) == 0 for _ in range(5)] == [True] * 4 + [False]  # nothing spent when refused
+    admin.close()
+
+
 def test_async_spends_survive_a_flushed_script_a_dropped_connection_and_a_caller_gone_away() -> None:
     require("redis", REDIS_URL, 6379)
     import redis  # noqa: PLC0415 - the test's own admin connection

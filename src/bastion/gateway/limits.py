@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -118,24 +119,58 @@ return '0'
 """
 
 
-MAX_ASYNC_CONNECTIONS = 32
+class _Pipe(asyncio.Protocol):
+    """One event loop's connection to Redis, its commands pipelined: callers write their command at once
+    and each waits for its own reply, which Redis sends in the order the commands came (so a caller that
+    stopped waiting — cancelled — still has its reply read, and the next caller's is the next one). The
+    connection is made by redis-py (TLS, credentials, database, protocol as the URL says); this protocol
+    then takes over its transport."""
 
+    def __init__(self, stream: asyncio.StreamWriter, reader: Any) -> None:
+        # The stream is kept only so it is not collected: a stream writer collected closes its transport.
+        self._stream, self.transport = stream, stream.transport
+        self._reader = reader  # hiredis's parser (untyped)
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self.lost = False
 
-class _LoopConnections:
-    """One event loop's connections to Redis: the idle ones, and slots bounding how many there are."""
+    @property
+    def usable(self) -> bool:
+        return not (self.lost or self.transport.is_closing())
 
-    def __init__(self) -> None:
-        self.idle: list[Any] = []  # redis-py's connections are untyped
-        self.slots = asyncio.Semaphore(MAX_ASYNC_CONNECTIONS)
+    def send(self, packed: bytes) -> asyncio.Future[Any]:
+        answer = asyncio.get_running_loop().create_future()
+        self._waiting.append(answer)
+        self.transport.write(packed)
+        return answer
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._reader.feed(data)
+            while (reply := self._reader.gets()) is not False:
+                answer = self._waiting.popleft()
+                if not answer.done():  # else its caller stopped waiting: the reply is dropped
+                    answer.set_result(reply)
+        except Exception:  # noqa: BLE001 - not Redis's protocol, or a reply nobody asked for
+            self.transport.abort()  # every caller waiting fails in connection_lost
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        while self._waiting:
+            answer = self._waiting.popleft()
+            if not answer.done():
+                answer.set_exception(ConnectionResetError("the connection to Redis was lost"))
 
 
 class RedisLimiter:
-    """Spends through connections of its own, each used by one caller at a time: ``EVALSHA`` sent and its
-    reply read directly on the connection. The client's command layers (retries, events, instrumentation,
-    the shared pool's locking) cost several times the round trip itself on the request path, and a limiter
-    retries nothing: a failure is ``LimiterUnavailable`` at once, and the connection is dropped.
-    ``take_async`` does the same over redis-py's asyncio connections, kept per event loop (a connection
-    belongs to the loop that opened it): the loop serves other requests during the round trip."""
+    """``take`` spends through connections of its own, each used by one thread at a time: ``EVALSHA`` sent
+    and its reply read directly on the connection. The client's command layers (retries, events,
+    instrumentation, the shared pool's locking) cost several times the round trip itself on the request
+    path, and a limiter retries nothing: a failure is ``LimiterUnavailable`` at once, and the connection is
+    dropped (a connection found closed is tried once more, anew).
+    ``take_async`` pipelines every caller on an event loop through one connection of that loop (``_Pipe``):
+    a command is written at once and its caller waits for its own reply while the loop serves other
+    requests — one write and a future per spend, where a client connection's stream reader, writer and
+    timeout task cost about as much again as the round trip itself."""
 
     name = "redis"
 
@@ -147,17 +182,17 @@ class RedisLimiter:
         # Both used only to make connections with the URL's settings (TLS, credentials, database).
         timeouts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
         self._pool = redis.Redis.from_url(url, **timeouts).connection_pool
-        # No socket timeout on the event loop's connections: redis-py enforces it on a send by running the
-        # send as a task of its own (``wait_for``), which waits a turn of the loop — about a millisecond per
-        # request on a busy gateway. ``take_async`` bounds the whole round trip with one ``asyncio.timeout``.
-        # (``None`` said outright: redis-py's default is 5 s.)
+        # Used to connect only (``_connect`` bounds that); each reply is then awaited for ``timeout_s``.
         self._async_pool = redis.asyncio.ConnectionPool.from_url(
             url, socket_timeout=None, socket_connect_timeout=timeout_s
         )
         self._timeout = timeout_s
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnections] = (
+        # A connection belongs to the loop that opened it: one per loop, and the one being opened.
+        self._pipes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pipe] = weakref.WeakKeyDictionary()
+        self._opening: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[_Pipe]] = (
             weakref.WeakKeyDictionary()
         )
+        self._hiredis = hiredis
         self._sha = hashlib.sha1(_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
         self._pack: Callable[..., bytes] = hiredis.pack_command
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()  # redis-py's connections are untyped
@@ -208,39 +243,79 @@ class RedisLimiter:
     async def take_async(self, buckets: list[Bucket]) -> float:
         operands, packed = self._command(buckets)
         loop = asyncio.get_running_loop()
-        mine = self._async.get(loop) or self._async.setdefault(loop, _LoopConnections())
-        async with mine.slots:  # at most MAX_ASYNC_CONNECTIONS per loop; more callers wait their turn
-            idle = mine.idle
-            connection, reused = (idle.pop(), True) if idle else (self._async_connection(), False)
-            while True:
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        result = await self._run_async(connection, operands, packed)
-                    break
-                except self._errors as error:
-                    await connection.disconnect()
-                    if not (reused and isinstance(error, self._connection_lost)):
-                        raise LimiterUnavailable(type(error).__name__) from None
-                    connection, reused = self._async_connection(), False  # as in ``take``
-                except BaseException:  # the caller went away mid-command: its reply would reach the next one
-                    await asyncio.shield(connection.disconnect())
-                    raise
-            idle.append(connection)
+        pipe = self._pipes.get(loop)
+        reused = pipe is not None and pipe.usable
+        while True:
+            try:
+                if pipe is None or not pipe.usable:
+                    pipe = await self._open(loop)
+                result = await self._run_async(loop, pipe, operands, packed)
+                break
+            except (*self._errors, RedisReplyError) as error:
+                if pipe is not None and not isinstance(error, RedisReplyError):  # (an answer keeps the order)
+                    pipe.transport.abort()  # a slow Redis's late reply must answer nobody
+                if not (reused and isinstance(error, ConnectionError)):
+                    raise LimiterUnavailable(type(error).__name__) from None
+                # The connection the server closed (a restart, an idle timeout): one try on a new one, as
+                # in ``take``.
+                pipe, reused = None, False
         return float(result)
 
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> _Pipe:
+        """This loop's pipe, connected anew: one connection however many callers find it missing at once."""
+        opening = self._opening.get(loop)
+        if opening is None:
+            opening = self._opening[loop] = loop.create_task(self._connect(loop))
+            opening.add_done_callback(lambda _: self._opening.pop(loop, None))
+        return await asyncio.shield(opening)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Pipe:
+        connection = self._async_pool.make_connection()  # type: ignore[no-untyped-call]
+        async with asyncio.timeout(self._timeout):
+            await connection.connect()  # redis-py: TLS, AUTH, SELECT, as the URL says
+        # Taken over once connected: redis-py lets go of its stream (or it would close it when collected),
+        # and the pipe keeps it (a stream writer collected closes its transport).
+        writer, connection._writer, connection._reader = connection._writer, None, None
+        reader = self._hiredis.Reader(replyError=RedisReplyError, protocolError=RedisProtocolError)
+        pipe = _Pipe(writer, reader)
+        writer.transport.set_protocol(pipe)
+        self._pipes[loop] = pipe
+        return pipe
+
     async def aclose(self) -> None:
-        """Close this event loop's connections (before the loop itself closes)."""
-        mine = self._async.pop(asyncio.get_running_loop(), None)
-        for connection in mine.idle if mine else ():
-            await connection.disconnect()
+        """Close this event loop's connection (before the loop itself closes)."""
+        pipe = self._pipes.pop(asyncio.get_running_loop(), None)
+        if pipe is not None:
+            pipe.transport.close()
 
-    def _async_connection(self) -> Any:
-        return self._async_pool.make_connection()  # type: ignore[no-untyped-call]
+    async def _run_async(
+        self, loop: asyncio.AbstractEventLoop, pipe: _Pipe, operands: list[str | float], packed: bytes
+    ) -> Any:
+        reply = await self._reply(loop, pipe.send(packed))
+        if isinstance(reply, RedisReplyError) and str(reply).startswith("NOSCRIPT"):
+            # The server does not know the script yet (or lost it): send it whole.
+            reply = await self._reply(loop, pipe.send(self._pack(("EVAL", _SCRIPT, *operands))))
+        if isinstance(reply, RedisReplyError):
+            raise reply
+        return reply
 
-    async def _run_async(self, connection: Any, operands: list[str | float], packed: bytes) -> Any:
-        await connection.send_packed_command([packed])
+    async def _reply(self, loop: asyncio.AbstractEventLoop, answer: asyncio.Future[Any]) -> Any:
+        """The reply, or ``TimeoutError`` after the limiter's timeout (a timer, not a task: cheap)."""
+        expiry = loop.call_later(self._timeout, _expire, answer)
         try:
-            return await connection.read_response()
-        except self._no_script:
-            await connection.send_command("EVAL", _SCRIPT, *operands)
-            return await connection.read_response()
+            return await answer
+        finally:
+            expiry.cancel()
+
+
+class RedisReplyError(Exception):
+    """An error Redis answered (``ResponseError`` in redis-py's terms)."""
+
+
+class RedisProtocolError(Exception):
+    """Bytes that are not Redis's protocol."""
+
+
+def _expire(answer: asyncio.Future[Any]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
