@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, column, select, table, text
+from sqlalchemy import Select, bindparam, column, select, table, text
 
 from bastion.core.errors import ConfigError, StoreUnavailable
 from bastion.store import Database
@@ -88,14 +89,19 @@ def test_plain_postgresql_url_gets_the_psycopg_driver() -> None:
     db.dispose()
 
 
-def test_first_row_reads_a_snapshot_beside_an_open_write(database: Database) -> None:
-    """The request path's cache reads: one statement, its values bound, never taking the write lock (a
-    ``BEGIN IMMEDIATE`` would wait out the busy timeout while the write below is open, then fail)."""
+def _one_value_table(database: Database) -> Select[Any]:
+    """A table ``kv`` holding a = 1, and the statement reading the value of key ``k``."""
     with database.engine.begin() as connection:
         connection.execute(text("CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)"))
         connection.execute(text("INSERT INTO kv VALUES ('a', 1)"))
     kv = table("kv", column("k"), column("v"))
-    statement = select(kv.c.v).where(kv.c.k == bindparam("k"))
+    return select(kv.c.v).where(kv.c.k == bindparam("k"))
+
+
+def test_first_row_reads_a_snapshot_beside_an_open_write(database: Database) -> None:
+    """The request path's cache reads: one statement, its values bound, never taking the write lock (a
+    ``BEGIN IMMEDIATE`` would wait out the busy timeout while the write below is open, then fail)."""
+    statement = _one_value_table(database)
     with database.transaction() as session:
         session.execute(text("UPDATE kv SET v = 2 WHERE k = 'a'"))  # open, not committed
         row = database.first_row(statement, k="a")  # a write lock would fail here, "database is locked"
@@ -109,11 +115,7 @@ def test_a_snapshots_statements_read_one_state_on_sqlite(tmp_path: Path) -> None
     """The role directory reads a principal's groups, then their bindings: one state, not a write between."""
     db = Database(f"sqlite:///{tmp_path / 'b.db'}")
     try:
-        with db.engine.begin() as connection:
-            connection.execute(text("CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)"))
-            connection.execute(text("INSERT INTO kv VALUES ('a', 1)"))
-        kv = table("kv", column("k"), column("v"))
-        statement = select(kv.c.v).where(kv.c.k == bindparam("k"))
+        statement = _one_value_table(db)
         with db.snapshot() as connection:
             assert connection.execute(statement, {"k": "a"}).scalar() == 1
             with db.transaction() as session:  # committed while the snapshot is open
