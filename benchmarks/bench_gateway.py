@@ -208,6 +208,23 @@ def main() -> None:
                 f"({ratio:.0%} of bare); at {rate:.0f} req/s added p50 {added['p50_ms']:+.2f} ms, "
                 f"p99 {added['p99_ms']:+.2f} ms; errors {errors:.0f}"
             )
+        warn_if_disturbed(fixed, limiters)
+
+
+def warn_if_disturbed(fixed: dict[str, list[dict[str, float]]], limiters: list[str]) -> None:
+    """The pipeline does all the bare server does and more: a round where the bare server answered slower at
+    p50 than every pipeline is one where the machine, not the servers, set the figures."""
+    disturbed = [
+        str(number)
+        for number, base in enumerate(fixed["bare"], start=1)
+        if all(base["p50_ms"] > fixed[limiter][number - 1]["p50_ms"] for limiter in limiters)
+    ]
+    if disturbed:
+        print(
+            f"warning: in round(s) {', '.join(disturbed)} the bare server was slower at p50 than the full "
+            "pipeline — the baseline was disturbed (it fell behind at this rate); the added latencies of "
+            "such rounds measure nothing: run again"
+        )
 
 
 def in_turn(servers: dict[str, tuple[str, str]], round_number: int) -> list[str]:
