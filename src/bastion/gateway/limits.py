@@ -131,11 +131,10 @@ class _Pipe(asyncio.Protocol):
         self._stream, self.transport = stream, stream.transport
         self._reader = reader  # hiredis's parser (untyped)
         self._waiting: deque[asyncio.Future[Any]] = deque()
-        self.lost = False
 
     @property
     def usable(self) -> bool:
-        return not (self.lost or self.transport.is_closing())
+        return not self.transport.is_closing()  # closed by either side (a lost connection is closed too)
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         answer = asyncio.get_running_loop().create_future()
@@ -154,7 +153,6 @@ class _Pipe(asyncio.Protocol):
             self.transport.abort()  # every caller waiting fails in connection_lost
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = True
         while self._waiting:
             answer = self._waiting.popleft()
             if not answer.done():
